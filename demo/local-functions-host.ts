@@ -1,0 +1,120 @@
+/**
+ * Runs the app's queue-triggered functions the way the Functions host does, without the
+ * host: receive with a visibility timeout, call the handler with a real InvocationContext,
+ * delete on success, leave the message to reappear on failure, and after maxDequeueCount
+ * attempts move it to `<queue>-poison`, whose own trigger then runs.
+ */
+import functions, { type InvocationContext as InvocationContextType } from '@azure/functions';
+import type { QueueClient } from '@azure/storage-queue';
+
+const { InvocationContext } = functions;
+
+export type QueueHandler = (message: unknown, context: InvocationContextType) => Promise<void>;
+
+export interface QueueBinding {
+  readonly functionName: string;
+  readonly queue: QueueClient;
+  readonly handler: QueueHandler;
+  /** Where failed messages go after maxDequeueCount attempts; absent for the poison trigger itself. */
+  readonly poison?: QueueClient;
+}
+
+export interface LocalHostOptions {
+  readonly maxDequeueCount?: number;
+  readonly visibilityTimeoutSeconds?: number;
+  readonly batchSize?: number;
+  readonly pollIntervalMs?: number;
+  readonly log?: (functionName: string, level: string, message: string) => void;
+}
+
+export class LocalFunctionsHost {
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private inFlight = 0;
+  public readonly invocations: { functionName: string; dequeueCount: number; ok: boolean }[] = [];
+
+  public constructor(
+    private readonly bindings: readonly QueueBinding[],
+    private readonly options: LocalHostOptions = {},
+  ) {}
+
+  public async start(): Promise<void> {
+    for (const b of this.bindings) {
+      await b.queue.createIfNotExists();
+      await b.poison?.createIfNotExists();
+    }
+    this.running = true;
+    this.loops = this.bindings.map((b) => this.loop(b));
+  }
+
+  public async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+
+  /** Resolves once every bound queue is empty and nothing is being processed. */
+  public async drain(timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const counts = await Promise.all(this.bindings.map(async (b) => (await b.queue.getProperties()).approximateMessagesCount ?? 0));
+      if (this.inFlight === 0 && counts.every((c) => c === 0)) return;
+      if (Date.now() > deadline) throw new Error(`queues not drained within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private async loop(binding: QueueBinding): Promise<void> {
+    const maxDequeueCount = this.options.maxDequeueCount ?? 5;
+    while (this.running) {
+      const received = await binding.queue.receiveMessages({
+        numberOfMessages: this.options.batchSize ?? 8,
+        visibilityTimeout: this.options.visibilityTimeoutSeconds ?? 30,
+      });
+      if (received.receivedMessageItems.length === 0) {
+        await new Promise((r) => setTimeout(r, this.options.pollIntervalMs ?? 50));
+        continue;
+      }
+      this.inFlight += received.receivedMessageItems.length;
+      await Promise.all(
+        received.receivedMessageItems.map(async (item) => {
+          try {
+            const text = Buffer.from(item.messageText, 'base64').toString('utf8');
+            if (item.dequeueCount > maxDequeueCount && binding.poison) {
+              await binding.poison.sendMessage(item.messageText);
+              await binding.queue.deleteMessage(item.messageId, item.popReceipt);
+              return;
+            }
+            const context = new InvocationContext({
+              functionName: binding.functionName,
+              invocationId: item.messageId,
+              triggerMetadata: { dequeueCount: item.dequeueCount, id: item.messageId },
+              logHandler: (level, ...args) => this.options.log?.(binding.functionName, level, args.map(String).join(' ')),
+            });
+            let ok = false;
+            try {
+              // The host hands a JSON message to the handler already parsed.
+              await binding.handler(parseMaybeJson(text), context);
+              ok = true;
+              await binding.queue.deleteMessage(item.messageId, item.popReceipt);
+            } catch (error) {
+              this.options.log?.(binding.functionName, 'error', `invocation failed (attempt ${item.dequeueCount}): ${String(error)}`);
+              // Left in the queue: it becomes visible again after the visibility timeout.
+            } finally {
+              this.invocations.push({ functionName: binding.functionName, dequeueCount: item.dequeueCount, ok });
+            }
+          } finally {
+            this.inFlight--;
+          }
+        }),
+      );
+    }
+  }
+}
+
+function parseMaybeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The composition root: builds the adapters from configuration, once per process, so
+ * function handlers stay thin and share clients (connection reuse, token cache).
+ */
+import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import { ArmComputeGateway, type ComputeGateway } from '../adapters/compute.js';
+import { StorageJobQueue, type JobQueue } from '../adapters/job-queue.js';
+import { InMemoryRemediationStore, TableRemediationStore, type RemediationStore } from '../adapters/remediation-store.js';
+import { queueClient, tableClient, type StorageConnection } from '../adapters/storage.js';
+import { InMemoryVmLock, TableVmLock, type VmLock } from '../adapters/vm-lock.js';
+import { QUEUE_NAME, loadConfig, type Config } from '../config.js';
+import { ConfigurationError } from '../errors.js';
+import type { RemediationDeps } from '../pipeline/remediate.js';
+
+export interface Services {
+  readonly config: Config;
+  readonly credential: TokenCredential;
+  readonly compute: ComputeGateway;
+  readonly store: RemediationStore;
+  readonly lock: VmLock;
+  /** Absent without storage: only the in-process CLI runs then. */
+  readonly queue: JobQueue | undefined;
+}
+
+export interface CreateServicesOptions {
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Used when no storage is configured; the HTTP and queue functions require storage. */
+  readonly allowInMemory?: boolean;
+}
+
+export function createServices(options: CreateServicesOptions = {}): Services {
+  const config = loadConfig(options.env);
+  const credential = new DefaultAzureCredential(config.managedIdentityClientId ? { managedIdentityClientId: config.managedIdentityClientId } : {});
+  const compute = new ArmComputeGateway(credential, { endpoint: config.arm.endpoint, audience: config.arm.audience, pollIntervalMs: config.arm.pollIntervalMs });
+  if (!config.storage) {
+    if (!options.allowInMemory) throw new ConfigurationError('no storage configured: set AzureWebJobsStorage (or its identity-based __queueServiceUri and __tableServiceUri)');
+    return { config, credential, compute, store: new InMemoryRemediationStore(), lock: new InMemoryVmLock(), queue: undefined };
+  }
+  const connection: StorageConnection =
+    config.storage.kind === 'connection-string'
+      ? config.storage
+      : {
+          kind: 'identity',
+          queueServiceUri: config.storage.queueServiceUri,
+          tableServiceUri: config.storage.tableServiceUri,
+          credential: config.storage.clientId ? new DefaultAzureCredential({ managedIdentityClientId: config.storage.clientId }) : credential,
+        };
+  return {
+    config,
+    credential,
+    compute,
+    store: new TableRemediationStore(tableClient(connection, config.tables.records)),
+    lock: new TableVmLock(tableClient(connection, config.tables.locks)),
+    queue: new StorageJobQueue(queueClient(connection, QUEUE_NAME)),
+  };
+}
+
+let shared: Services | undefined;
+
+/** The process-wide services for the function handlers. */
+export function getServices(): Services {
+  shared ??= createServices();
+  return shared;
+}
+
+/** Forgets the shared services, so the next call reads the environment again (tests, demo). */
+export function resetServices(): void {
+  shared = undefined;
+}
+
+export function remediationDeps(services: Services, extra: Partial<RemediationDeps> = {}): RemediationDeps {
+  const { config } = services;
+  return {
+    compute: services.compute,
+    store: services.store,
+    lock: services.lock,
+    policy: { defaultMode: config.defaultMode },
+    lockTtlMs: config.lockTtlMs,
+    busyRetry: { attempts: config.busyRetry.attempts, delayMs: (attempt) => config.busyRetry.delayMs * attempt },
+    ...extra,
+  };
+}

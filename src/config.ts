@@ -1,0 +1,89 @@
+/**
+ * Settings, read once from the environment (Function App settings, or the shell for the
+ * CLI) and validated at the boundary. README's configuration table documents each one.
+ */
+import { z } from 'zod';
+import { ModeSchema, type Mode } from './core/modes.js';
+import { ConfigurationError } from './errors.js';
+
+export const QUEUE_NAME = 'remediations';
+export const POISON_QUEUE_NAME = `${QUEUE_NAME}-poison`;
+
+const seconds = (fallback: number) => z.coerce.number().int().min(0).max(86_400).default(fallback);
+
+const EnvSchema = z.object({
+  AZURE_RESOURCE_MANAGER_ENDPOINT: z.url({ protocol: /^https$/ }).default('https://management.azure.com'),
+  AZURE_RESOURCE_MANAGER_AUDIENCE: z.url().optional(),
+  AZURE_CLIENT_ID: z.string().optional(),
+  AzureWebJobsStorage: z.string().optional(),
+  AzureWebJobsStorage__queueServiceUri: z.url().optional(),
+  AzureWebJobsStorage__tableServiceUri: z.url().optional(),
+  AzureWebJobsStorage__clientId: z.string().optional(),
+  REMEDIATION_DEFAULT_MODE: ModeSchema.default('diagnose'),
+  REMEDIATION_TABLE: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/).default('remediations'),
+  REMEDIATION_LOCK_TABLE: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/).default('remediationlocks'),
+  REMEDIATION_LOCK_TTL_SECONDS: seconds(1800),
+  RUN_COMMAND_POLL_SECONDS: z.coerce.number().min(0).max(60).default(5),
+  RUN_COMMAND_BUSY_RETRIES: z.coerce.number().int().min(1).max(20).default(5),
+  RUN_COMMAND_BUSY_DELAY_SECONDS: z.coerce.number().min(0).max(600).default(30),
+});
+
+export type StorageSettings =
+  | { readonly kind: 'connection-string'; readonly connectionString: string }
+  | { readonly kind: 'identity'; readonly queueServiceUri: string; readonly tableServiceUri: string; readonly clientId: string | undefined };
+
+export interface Config {
+  readonly arm: { readonly endpoint: string; readonly audience: string; readonly pollIntervalMs: number };
+  readonly managedIdentityClientId: string | undefined;
+  /** Absent when no storage is configured (the CLI then keeps records in memory). */
+  readonly storage: StorageSettings | undefined;
+  readonly defaultMode: Mode;
+  readonly tables: { readonly records: string; readonly locks: string };
+  readonly lockTtlMs: number;
+  readonly busyRetry: { readonly attempts: number; readonly delayMs: number };
+}
+
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  // Empty strings are how unset app settings often arrive; treat them as absent.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigurationError(`setting ${issue?.path.join('.') ?? '?'}: ${issue?.message ?? 'invalid'}`, { issues: parsed.error.issues });
+  }
+  const e = parsed.data;
+  const endpoint = e.AZURE_RESOURCE_MANAGER_ENDPOINT.replace(/\/+$/, '');
+  return {
+    arm: { endpoint, audience: (e.AZURE_RESOURCE_MANAGER_AUDIENCE ?? endpoint).replace(/\/+$/, ''), pollIntervalMs: e.RUN_COMMAND_POLL_SECONDS * 1000 },
+    managedIdentityClientId: e.AZURE_CLIENT_ID,
+    storage: storageSettings(e),
+    defaultMode: e.REMEDIATION_DEFAULT_MODE,
+    tables: { records: e.REMEDIATION_TABLE, locks: e.REMEDIATION_LOCK_TABLE },
+    lockTtlMs: e.REMEDIATION_LOCK_TTL_SECONDS * 1000,
+    busyRetry: { attempts: e.RUN_COMMAND_BUSY_RETRIES, delayMs: e.RUN_COMMAND_BUSY_DELAY_SECONDS * 1000 },
+  };
+}
+
+function storageSettings(e: z.infer<typeof EnvSchema>): StorageSettings | undefined {
+  if (e.AzureWebJobsStorage) {
+    const connectionString = e.AzureWebJobsStorage === 'UseDevelopmentStorage=true' ? DEVELOPMENT_STORAGE : e.AzureWebJobsStorage;
+    return { kind: 'connection-string', connectionString };
+  }
+  if (e.AzureWebJobsStorage__queueServiceUri && e.AzureWebJobsStorage__tableServiceUri) {
+    return {
+      kind: 'identity',
+      queueServiceUri: e.AzureWebJobsStorage__queueServiceUri,
+      tableServiceUri: e.AzureWebJobsStorage__tableServiceUri,
+      clientId: e.AzureWebJobsStorage__clientId ?? e.AZURE_CLIENT_ID,
+    };
+  }
+  if (e.AzureWebJobsStorage__queueServiceUri || e.AzureWebJobsStorage__tableServiceUri) {
+    throw new ConfigurationError('identity-based storage needs both AzureWebJobsStorage__queueServiceUri and AzureWebJobsStorage__tableServiceUri');
+  }
+  return undefined;
+}
+
+/** The storage emulator's well-known account (public, documented development key). */
+const DEVELOPMENT_STORAGE =
+  'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;' +
+  'QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;';
