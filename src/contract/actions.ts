@@ -1,7 +1,8 @@
 /**
- * The remediation actions the fix payload knows, in the order the planner applies them
- * (least invasive first). One list, shared by the planner, the policy, the payload
- * composer (as the PowerShell allow-list) and the emulator.
+ * The remediation actions the fix payload knows, in the order the planner applies them:
+ * least invasive first, security-lowering last, and the service restart after every
+ * setting change so TermService picks them all up at once. One list, shared by the
+ * planner, the policy, the payload composer (as the PowerShell allow-list) and the emulator.
  */
 import { z } from 'zod';
 
@@ -10,10 +11,10 @@ export const ACTION_IDS = [
   'repair-key-acl',
   'remove-stale-cert-binding',
   'regenerate-self-signed-cert',
-  'restart-rdp-services',
   'disable-nla',
   'relax-security-layer',
   'restore-rdp-security',
+  'restart-rdp-services',
 ] as const;
 
 export const ActionIdSchema = z.enum(ACTION_IDS);
