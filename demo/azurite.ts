@@ -82,7 +82,7 @@ export async function startAzurite(): Promise<Azurite> {
     await waitForPort(tablePort, child, 15_000);
   } catch (error) {
     child.kill();
-    throw new Error(`${(error as Error).message}\n${stderr}`);
+    throw new Error(`${(error as Error).message}\n${stderr}`, { cause: error });
   }
   const connectionString =
     `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};` +
