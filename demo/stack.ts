@@ -1,0 +1,116 @@
+/**
+ * The whole app running locally as it runs in Azure: the emulator (ARM + managed identity),
+ * Azurite (queues, tables), the app's settings in the environment, the real HTTP handlers
+ * called with @azure/functions' own HttpRequest, and the real queue functions driven by a
+ * local host. Used by `npm start` and the end-to-end tests.
+ */
+import functions, { type HttpResponseInit } from '@azure/functions';
+import { remediationPoison, remediationWorker } from '../functions/remediation-worker.js';
+import { getRemediation, postRemediation } from '../functions/remediations.js';
+import { queueClient } from '../src/adapters/storage.js';
+import { resetServices } from '../src/app/services.js';
+import { POISON_QUEUE_NAME, QUEUE_NAME } from '../src/config.js';
+import type { RemediationRecord } from '../src/core/outcome.js';
+import { startEmulator, trustEmulatorCa, type Emulator, type EmulatorOptions } from '../emulator/index.js';
+import { startAzurite, type Azurite } from './azurite.js';
+import { LocalFunctionsHost, type LocalHostOptions } from './local-functions-host.js';
+
+const { HttpRequest, InvocationContext } = functions;
+
+export const APP_URL = 'http://localhost:7071';
+
+export interface LocalStackOptions {
+  readonly emulator?: EmulatorOptions;
+  /** App settings on top of the ones pointing at the emulator and Azurite. */
+  readonly settings?: Readonly<Record<string, string>>;
+  readonly host?: LocalHostOptions;
+  /** Start the queue host now (default true). */
+  readonly startHost?: boolean;
+}
+
+export interface HttpResult {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface LocalStack {
+  readonly emulator: Emulator;
+  readonly azurite: Azurite;
+  readonly host: LocalFunctionsHost;
+  readonly logs: { functionName: string; level: string; message: string }[];
+  post(body: unknown): Promise<HttpResult>;
+  get(id: string): Promise<HttpResult>;
+  /** Polls the status endpoint until the record is completed. */
+  waitForCompletion(id: string, timeoutMs?: number): Promise<RemediationRecord>;
+  stop(): Promise<void>;
+}
+
+function toResult(response: HttpResponseInit): HttpResult {
+  const headers = Object.fromEntries(Object.entries((response.headers ?? {}) as Record<string, string>).map(([k, v]) => [k.toLowerCase(), String(v)]));
+  return { status: response.status ?? 200, body: response.jsonBody, headers };
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const [emulator, azurite] = await Promise.all([startEmulator(options.emulator), startAzurite()]);
+  // In-process, the app trusts the emulator's CA the way NODE_EXTRA_CA_CERTS does for a child process.
+  trustEmulatorCa(emulator.caPem);
+  const { NODE_EXTRA_CA_CERTS: _ca, ...env } = emulator.env();
+  Object.assign(process.env, env, {
+    AzureWebJobsStorage: azurite.connectionString,
+    REMEDIATION_DEFAULT_MODE: 'repair',
+    RUN_COMMAND_POLL_SECONDS: '0.02',
+    RUN_COMMAND_BUSY_DELAY_SECONDS: '0.05',
+    ...options.settings,
+  });
+  resetServices();
+
+  const logs: LocalStack['logs'] = [];
+  const connection = { kind: 'connection-string' as const, connectionString: azurite.connectionString };
+  const host = new LocalFunctionsHost(
+    [
+      { functionName: 'remediation-worker', queue: queueClient(connection, QUEUE_NAME), poison: queueClient(connection, POISON_QUEUE_NAME), handler: remediationWorker },
+      { functionName: 'remediation-poison', queue: queueClient(connection, POISON_QUEUE_NAME), handler: remediationPoison },
+    ],
+    { visibilityTimeoutSeconds: 2, ...options.host, log: (functionName, level, message) => logs.push({ functionName, level, message }) },
+  );
+  if (options.startHost ?? true) await host.start();
+
+  const context = (functionName: string) =>
+    new InvocationContext({ functionName, invocationId: crypto.randomUUID(), logHandler: (level, ...args) => logs.push({ functionName, level, message: args.map(String).join(' ') }) });
+
+  const stack: LocalStack = {
+    emulator,
+    azurite,
+    host,
+    logs,
+    async post(body) {
+      const request = new HttpRequest({
+        method: 'POST',
+        url: `${APP_URL}/api/remediations`,
+        headers: { 'content-type': 'application/json' },
+        body: { string: typeof body === 'string' ? body : JSON.stringify(body) },
+      });
+      return toResult(await postRemediation(request, context('remediations-post')));
+    },
+    async get(id) {
+      const request = new HttpRequest({ method: 'GET', url: `${APP_URL}/api/remediations/${id}`, params: { id } });
+      return toResult(await getRemediation(request, context('remediations-get')));
+    },
+    async waitForCompletion(id, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const { status, body } = await stack.get(id);
+        if (status === 200 && (body as RemediationRecord).state === 'completed') return body as RemediationRecord;
+        if (Date.now() > deadline) throw new Error(`remediation ${id} not completed within ${timeoutMs} ms (last: ${status} ${JSON.stringify(body)})`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async stop() {
+      await host.stop();
+      await Promise.all([emulator.stop(), azurite.stop()]);
+      resetServices();
+    },
+  };
+  return stack;
+}

@@ -1,0 +1,108 @@
+/**
+ * `npm start`: the embedded default. Starts Azurite and the local Azure emulator, seeds a
+ * small fleet (one VM per root cause, plus healthy, deallocated and agent-not-ready VMs),
+ * asks for a repair of each through the real HTTP handler, lets the real queue worker do the
+ * work, and prints a summary table. Needs no Azure account.
+ */
+import { scenarioVm, type Scenario } from '../emulator/fleet.js';
+import type { RemediationRecord } from '../src/core/outcome.js';
+import { startLocalStack } from './stack.js';
+
+const SUBSCRIPTION = '00000000-0000-0000-0000-0000000000de';
+const RESOURCE_GROUP = 'rg-rdp-demo';
+
+interface DemoVm {
+  readonly scenario: Scenario;
+  readonly tags?: Record<string, string>;
+  readonly note: string;
+}
+
+/** Each broken VM is one the remediator fixes; the rest show what it leaves alone and why. */
+const FLEET: readonly DemoVm[] = [
+  { scenario: 'expired-self-signed-cert', note: 'self-signed RDP certificate expired' },
+  { scenario: 'missing-cert', note: 'no certificate in the Remote Desktop store' },
+  { scenario: 'stale-binding', note: 'SSLCertificateSHA1Hash points at a deleted certificate' },
+  { scenario: 'key-file-acl', note: 'NETWORK SERVICE lost read on the RDP key' },
+  { scenario: 'machinekeys-folder-acl', note: 'MachineKeys folder ACL reset' },
+  { scenario: 'key-file-missing', note: 'RDP private key file deleted' },
+  { scenario: 'tls12-disabled', note: 'SCHANNEL TLS 1.2 Server disabled' },
+  { scenario: 'termservice-stopped', note: 'Remote Desktop Services stopped' },
+  { scenario: 'nla-dc-unreachable', tags: { 'rdp-remediator-allow': 'disable-nla' }, note: 'NLA on, DC unreachable (tag allows disable-nla)' },
+  { scenario: 'healthy', note: 'nothing wrong' },
+  { scenario: 'ca-cert-bound', note: 'healthy CA-issued certificate: left alone' },
+  { scenario: 'deallocated', note: 'deallocated: Run Command cannot run' },
+  { scenario: 'agent-not-ready', note: 'VM agent not ready' },
+];
+
+function pad(text: string, width: number): string {
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
+}
+
+function summaryRow(vm: DemoVm, record: RemediationRecord): string[] {
+  if (record.state !== 'completed') return [vm.scenario, '-', '-', record.state, '-', '-'];
+  const o = record.outcome;
+  const cause = 'findings' in o && o.findings ? o.findings.filter((f) => f.severity === 'blocking').map((f) => f.code).join(', ') || 'none' : o.status === 'skipped' ? o.reason : '-';
+  const actions = 'actions' in o && o.actions ? o.actions.filter((a) => a.changed).map((a) => a.id).join(', ') || 'none' : '-';
+  return [vm.scenario, cause, actions, o.status, String(o.runCommands), `${(o.timings.totalMs / 1000).toFixed(2)} s`];
+}
+
+function table(rows: string[][]): string {
+  const header = ['VM', 'cause found', 'actions', 'outcome', 'Run Commands', 'time'];
+  const widths = header.map((h, i) => Math.min(48, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
+  const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i] ?? 10)).join('  ');
+  return [line(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  console.log('rdp-remediator demo: starting Azurite and the local Azure emulator …');
+  const stack = await startLocalStack({ emulator: { runLatencyMs: 400, pollRetryAfterSeconds: 0 } });
+  try {
+    console.log(`  ARM emulator ${stack.emulator.armEndpoint}, managed identity ${stack.emulator.identityEndpoint}, Azurite queue :${stack.azurite.queuePort} table :${stack.azurite.tablePort}`);
+    const vms = FLEET.map((vm) => ({
+      vm,
+      id: stack.emulator.addVm(scenarioVm(vm.scenario, { subscriptionId: SUBSCRIPTION, resourceGroup: RESOURCE_GROUP, name: `vm-${vm.scenario}`, ...(vm.tags ? { tags: vm.tags } : {}) })),
+    }));
+    console.log(`Seeded ${vms.length} VMs in ${RESOURCE_GROUP}. Requesting a repair of each (POST /api/remediations, mode "repair") …\n`);
+
+    const accepted = await Promise.all(
+      vms.map(async ({ vm, id }) => {
+        const response = await stack.post({ vmResourceId: id, mode: 'repair', reason: 'demo' });
+        if (response.status !== 202) throw new Error(`POST for ${vm.scenario} answered ${response.status}: ${JSON.stringify(response.body)}`);
+        const remediationId = (response.body as { id: string }).id;
+        console.log(`  202 ${pad(`vm-${vm.scenario}`, 30)} → ${remediationId}  (${vm.note})`);
+        return { vm, remediationId };
+      }),
+    );
+    console.log('\nThe queue worker is remediating; waiting for every record to complete …');
+    const records = await Promise.all(
+      accepted.map(async ({ vm, remediationId }) => {
+        const record = await stack.waitForCompletion(remediationId, 120_000);
+        console.log(`  done ${pad(`vm-${vm.scenario}`, 30)} ${record.state === 'completed' ? record.outcome.status : record.state}`);
+        return { vm, record };
+      }),
+    );
+
+    console.log(`\n${table(records.map(({ vm, record }) => summaryRow(vm, record)))}`);
+    const runs = stack.emulator.runCommands.length;
+    const broken = records.filter(({ record }) => record.state === 'completed' && 'findings' in record.outcome && record.outcome.findings?.some((f) => f.severity === 'blocking'));
+    const fixed = broken.filter(({ record }) => record.state === 'completed' && record.outcome.status === 'fixed');
+    const connectable = vms.filter(({ id }) => stack.emulator.vm(id).rdp?.connectable).length;
+    console.log(
+      `\n${fixed.length} of ${broken.length} broken VMs fixed; ${runs} Run Command calls in all; ${connectable} of ${vms.length} VMs accept RDP now (emulator ground truth); ${((Date.now() - started) / 1000).toFixed(1)} s.`,
+    );
+    return fixed.length === broken.length ? 0 : 1;
+  } finally {
+    await stack.stop();
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  },
+);
