@@ -1,0 +1,43 @@
+# rdp-remediator-payload:probe
+#
+# Read-only diagnosis of RDP error 0x904 / extended 0x7 on an Azure Windows VM: reads the
+# RDP certificate, key-file and MachineKeys ACLs, listener settings, Group Policy
+# ownership, SCHANNEL TLS 1.2, services and domain state, and prints one ProbeResult JSON
+# line (docs/payload-contract.md). Changes nothing and writes no file.
+# Sent by rdp-remediator through Run Command (RunPowerShellScript); runs as SYSTEM under
+# Windows PowerShell 5.1. The libraries are spliced in at the include line.
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory = $true)]
+    [ValidatePattern('^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')]
+    [string]$RunId
+)
+
+Set-StrictMode -Version 3.0
+$ErrorActionPreference = 'Stop'
+# Progress records cost time and mean nothing to Run Command.
+$ProgressPreference = 'SilentlyContinue'
+
+#include-libraries
+
+$resultLine = $null
+try {
+    $probeResult = Invoke-RrProbe -RunId $RunId
+    $resultLine = ConvertTo-RrResultLine -Result $probeResult
+}
+catch {
+    # Built here rather than by a library function: the failure may be in the libraries.
+    $message = [string]$_.Exception.Message
+    if ($message.Length -gt 1000) {
+        $message = $message.Substring(0, 1000)
+    }
+    $failure = [ordered]@{
+        kind  = 'probe'
+        v     = 1
+        ok    = $false
+        runId = [string]$RunId
+        error = [ordered]@{ code = 'exception'; message = $message }
+    }
+    $resultLine = ConvertTo-Json -InputObject $failure -Compress -Depth 5
+}
+Write-Output $resultLine
