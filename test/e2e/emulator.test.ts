@@ -1,0 +1,336 @@
+/**
+ * The emulator speaks the protocols the real SDKs expect: @azure/identity gets a token from its
+ * managed-identity endpoint, and @azure/arm-compute reads VMs and runs commands over HTTPS,
+ * through the LRO, conflict, power-state, agent and throttling paths. Payload output from the
+ * Windows model validates against the contract.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { ComputeManagementClient, type RunCommandInput, type RunCommandResult } from '@azure/arm-compute';
+import { DefaultAzureCredential } from '@azure/identity';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scenarioVm, seedDemoFleet, WINDOWS_SCENARIOS, type DemoScenario } from '../../emulator/fleet.js';
+import { startEmulator, trustEmulatorCa, type Emulator } from '../../emulator/index.js';
+import type { ActionId } from '../../src/contract/actions.js';
+import { FixResultSchema, ProbeResultSchema, type FixResult, type ProbeResult } from '../../src/contract/results.js';
+import { composePayload } from '../../src/payloads/compose.js';
+
+const SUB = '00000000-0000-0000-0000-0000000000aa';
+const RG = 'rg-emulator-e2e';
+
+let emu: Emulator;
+let client: ComputeManagementClient;
+let credential: DefaultAzureCredential;
+let fleet: Record<DemoScenario, string>;
+const savedEnv = { IDENTITY_ENDPOINT: process.env['IDENTITY_ENDPOINT'], IDENTITY_HEADER: process.env['IDENTITY_HEADER'] };
+
+function vmName(id: string): string {
+  return id.split('/').pop() ?? '';
+}
+
+function stdoutOf(result: RunCommandResult): string {
+  return result.value?.find((s) => s.code?.startsWith('ComponentStatus/StdOut/'))?.message ?? '';
+}
+
+function stderrOf(result: RunCommandResult): string {
+  return result.value?.find((s) => s.code?.startsWith('ComponentStatus/StdErr/'))?.message ?? '';
+}
+
+function probeInput(runId = randomUUID()): RunCommandInput {
+  const payload = composePayload({ kind: 'probe', parameters: { RunId: runId } });
+  return { commandId: payload.commandId, script: [...payload.script], parameters: payload.parameters.map((p) => ({ ...p })) };
+}
+
+function fixInput(actions: readonly ActionId[], options: { dryRun?: boolean; runId?: string; restoreSecurityLayer?: '' | '0' | '1' | '2'; restoreUserAuthentication?: '' | '0' | '1' } = {}): RunCommandInput {
+  const payload = composePayload({
+    kind: 'fix',
+    parameters: {
+      RunId: options.runId ?? randomUUID(),
+      Actions: actions.join(','),
+      DryRun: options.dryRun ? 'true' : 'false',
+      RestoreSecurityLayer: options.restoreSecurityLayer ?? '',
+      RestoreUserAuthentication: options.restoreUserAuthentication ?? '',
+    },
+  });
+  return { commandId: payload.commandId, script: [...payload.script], parameters: payload.parameters.map((p) => ({ ...p })) };
+}
+
+async function probe(id: string): Promise<ProbeResult> {
+  const result = await client.virtualMachines.runCommand(RG, vmName(id), probeInput(), { updateIntervalInMs: 10 });
+  return ProbeResultSchema.parse(JSON.parse(stdoutOf(result)));
+}
+
+async function fix(id: string, actions: readonly ActionId[], options: Parameters<typeof fixInput>[1] = {}): Promise<FixResult> {
+  const result = await client.virtualMachines.runCommand(RG, vmName(id), fixInput(actions, options), { updateIntervalInMs: 10 });
+  return FixResultSchema.parse(JSON.parse(stdoutOf(result)));
+}
+
+beforeAll(async () => {
+  emu = await startEmulator({ runLatencyMs: 30 });
+  trustEmulatorCa(emu.caPem);
+  // DefaultAzureCredential reads these when it is constructed (App Service managed identity).
+  process.env['IDENTITY_ENDPOINT'] = emu.identityEndpoint;
+  process.env['IDENTITY_HEADER'] = emu.identityHeader;
+  credential = new DefaultAzureCredential();
+  // No tlsOptions: trust comes from trustEmulatorCa alone.
+  client = new ComputeManagementClient(credential, SUB, { endpoint: emu.armEndpoint, credentials: { scopes: [`${emu.armEndpoint}/.default`] } });
+  fleet = seedDemoFleet(emu, { subscriptionId: SUB, resourceGroup: RG });
+});
+
+afterAll(async () => {
+  for (const [name, value] of Object.entries(savedEnv)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  await emu.stop();
+});
+
+describe('managed identity endpoint', () => {
+  it('gives DefaultAzureCredential a token, and refuses callers without the secret header', async () => {
+    const token = await credential.getToken(`${emu.armEndpoint}/.default`);
+    expect(token.token.split('.')).toHaveLength(3);
+    expect(token.expiresOnTimestamp).toBeGreaterThan(Date.now() + 3600_000);
+    expect(emu.identityRequests.some((r) => r.status === 200 && r.resource === emu.armEndpoint)).toBe(true);
+
+    const url = `${emu.identityEndpoint}?api-version=2019-08-01&resource=${encodeURIComponent('https://management.azure.com')}`;
+    expect((await fetch(url)).status).toBe(400);
+    expect((await fetch(url, { headers: { 'X-IDENTITY-HEADER': 'wrong' } })).status).toBe(401);
+    const ok = await fetch(url, { headers: { 'X-IDENTITY-HEADER': emu.identityHeader } });
+    const body = (await ok.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ token_type: 'Bearer', resource: 'https://management.azure.com' });
+    expect(typeof body['expires_on']).toBe('string');
+  });
+
+  it('ARM answers 401 AuthenticationFailed without a token it issued', async () => {
+    const path = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Compute/virtualMachines/vm-healthy?api-version=2026-04-01`;
+    const bare = await fetch(`${emu.armEndpoint}${path}`);
+    expect(bare.status).toBe(401);
+    expect(await bare.json()).toMatchObject({ error: { code: 'AuthenticationFailed' } });
+    const forged = await fetch(`${emu.armEndpoint}${path}`, { headers: { authorization: 'Bearer not-issued-here' } });
+    expect(forged.status).toBe(401);
+  });
+
+  it('child processes trust the emulator through env() (NODE_EXTRA_CA_CERTS)', async () => {
+    const script = `fetch(process.env.AZURE_RESOURCE_MANAGER_ENDPOINT + '/subscriptions/x?api-version=1').then(r => console.log(r.status), e => { console.log(String(e.cause ?? e)); process.exit(1); })`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { env: { ...process.env, ...emu.env() } });
+    expect(stdout.trim()).toBe('401');
+  });
+});
+
+describe('VM resources', () => {
+  it('gets a VM with its instance view (power state, agent, OS)', async () => {
+    const vm = await client.virtualMachines.get(RG, 'vm-healthy', { expand: 'instanceView' });
+    expect(vm.id).toBe(fleet.healthy);
+    expect(vm.type).toBe('Microsoft.Compute/virtualMachines');
+    expect(vm.storageProfile?.osDisk?.osType).toBe('Windows');
+    const statuses = vm.instanceView?.statuses?.map((s) => s.code);
+    expect(statuses).toEqual(['ProvisioningState/succeeded', 'PowerState/running']);
+    expect(vm.instanceView?.vmAgent?.statuses?.[0]).toMatchObject({ code: 'ProvisioningState/succeeded', displayStatus: 'Ready' });
+    expect(vm.instanceView?.computerName).toBe(emu.vm(fleet.healthy).computerName);
+    const request = emu.requests.findLast((r) => r.method === 'GET' && r.path.endsWith('/vm-healthy'));
+    expect(request?.query['$expand']).toBe('instanceView');
+  });
+
+  it('reports deallocated and agent-not-ready VMs as Azure does', async () => {
+    const deallocated = await client.virtualMachines.get(RG, 'vm-deallocated', { expand: 'instanceView' });
+    expect(deallocated.instanceView?.statuses?.[1]?.code).toBe('PowerState/deallocated');
+    expect(deallocated.instanceView?.vmAgent).toBeUndefined();
+    const notReady = await client.virtualMachines.get(RG, 'vm-agent-not-ready', { expand: 'instanceView' });
+    expect(notReady.instanceView?.vmAgent?.statuses?.[0]).toMatchObject({ code: 'ProvisioningState/Unavailable', displayStatus: 'Not Ready', level: 'Warning' });
+  });
+
+  it('answers 404 ResourceNotFound for an unknown VM', async () => {
+    await expect(client.virtualMachines.get(RG, 'no-such-vm')).rejects.toMatchObject({ statusCode: 404, code: 'ResourceNotFound' });
+  });
+});
+
+describe('Run Command', () => {
+  it('runs 202 → Azure-AsyncOperation polling → Location result', async () => {
+    emu.clearLogs();
+    const result = await probe(fleet.healthy);
+    expect(result.ok).toBe(true);
+    const trail = emu.requests.map((r) => `${r.method} ${r.status} ${r.query['monitor'] === 'true' ? 'location' : r.path.includes('/operations/') ? 'async' : 'resource'}`);
+    expect(trail[0]).toBe('POST 202 resource');
+    expect(trail.slice(1, -1).every((t) => t === 'GET 200 async')).toBe(true);
+    expect(trail.at(-1)).toBe('GET 200 location');
+    expect(emu.runCommands).toHaveLength(1);
+    expect(emu.runCommands[0]).toMatchObject({ vmId: fleet.healthy, payload: 'probe', outcome: 'succeeded' });
+  });
+
+  it('answers 409 Conflict to a second run while one is in flight', async () => {
+    emu.clearLogs();
+    const id = fleet.healthy;
+    emu.setRunLatency(id, 400);
+    const first = client.virtualMachines.runCommand(RG, vmName(id), probeInput(), { updateIntervalInMs: 20 });
+    await first.submitted();
+    await expect(client.virtualMachines.runCommand(RG, vmName(id), probeInput(), { updateIntervalInMs: 20 })).rejects.toMatchObject({
+      statusCode: 409,
+      code: 'Conflict',
+      message: 'Run command extension execution is in progress. Please wait for completion before invoking a run command.',
+    });
+    expect(stdoutOf(await first)).toContain('"kind":"probe"');
+    emu.setRunLatency(id, undefined);
+    expect(emu.maxConcurrentRunsPerVm).toBe(2);
+  });
+
+  it('refuses a deallocated VM with OperationNotAllowed', async () => {
+    await expect(client.virtualMachines.runCommand(RG, 'vm-deallocated', probeInput(), { updateIntervalInMs: 10 })).rejects.toMatchObject({
+      statusCode: 409,
+      code: 'OperationNotAllowed',
+      message: 'The operation requires the VM to be running (or set to run).',
+    });
+  });
+
+  it('fails the LRO with VMAgentStatusCommunicationError when the agent is not ready', async () => {
+    await expect(client.virtualMachines.runCommand(RG, 'vm-agent-not-ready', probeInput(), { updateIntervalInMs: 10 })).rejects.toThrow(/VMAgentStatusCommunicationError/);
+    expect(emu.runCommands.at(-1)).toMatchObject({ vmId: fleet['agent-not-ready'], outcome: 'failed', errorCode: 'VMAgentStatusCommunicationError' });
+  });
+
+  it('absorbs injected 429s with Retry-After inside the SDK', async () => {
+    emu.clearLogs();
+    emu.injectArmFaults({ status: 429, count: 2, retryAfterSeconds: 0, match: 'write' });
+    const result = await probe(fleet.healthy);
+    expect(result.ok).toBe(true);
+    const posts = emu.requests.filter((r) => r.method === 'POST').map((r) => r.status);
+    expect(posts).toEqual([429, 429, 202]);
+  });
+
+  it('throttles with a token bucket per principal and sends Retry-After in seconds', async () => {
+    emu.clearLogs();
+    // One write token, refilled ten times faster than one per second.
+    emu.configureThrottle({ writes: { capacity: 1, refillPerSecond: 1 }, timeScale: 10, retryAfterMs: true });
+    try {
+      await probe(fleet.healthy);
+      await probe(fleet.healthy);
+      const throttled = emu.requests.filter((r) => r.status === 429);
+      expect(throttled.length).toBeGreaterThanOrEqual(1);
+      expect(throttled.every((r) => r.errorCode === 'TooManyRequests' && !r.injected && r.operationType === 'write')).toBe(true);
+      expect(emu.runCommands.filter((r) => r.outcome === 'succeeded')).toHaveLength(2);
+    } finally {
+      emu.configureThrottle({});
+    }
+    const raw = await fetch(`${emu.armEndpoint}/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Compute/virtualMachines/vm-healthy?api-version=2026-04-01`, {
+      headers: { authorization: `Bearer ${emu.issueToken()}` },
+    });
+    expect(Number(raw.headers.get('x-ms-ratelimit-remaining-subscription-reads'))).toBeGreaterThan(0);
+    expect(raw.headers.get('x-ms-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('runs on a scale set VM', async () => {
+    const id = emu.addVm(scenarioVm('vmss-instance', { subscriptionId: SUB, resourceGroup: RG, name: 'vmss-web' }));
+    const vm = await client.virtualMachineScaleSetVMs.get(RG, 'vmss-web', '0', { expand: 'instanceView' });
+    expect(vm.type).toBe('Microsoft.Compute/virtualMachineScaleSets/virtualMachines');
+    expect(vm.instanceId).toBe('0');
+    expect(vm.instanceView?.statuses?.[1]?.code).toBe('PowerState/running');
+    const result = await client.virtualMachineScaleSetVMs.runCommand(RG, 'vmss-web', '0', probeInput(), { updateIntervalInMs: 10 });
+    expect(ProbeResultSchema.parse(JSON.parse(stdoutOf(result))).ok).toBe(true);
+    expect(emu.runCommands.at(-1)?.vmId).toBe(id);
+  });
+
+  it('refuses RunPowerShellScript on a Linux VM (409, OS type mismatch)', async () => {
+    emu.addVm(scenarioVm('linux', { subscriptionId: SUB, resourceGroup: RG }));
+    await expect(client.virtualMachines.runCommand(RG, 'vm-linux', probeInput(), { updateIntervalInMs: 10 })).rejects.toMatchObject({
+      statusCode: 409,
+      message: "Run command OS type 'Windows' does not match the target OS Linux.",
+    });
+  });
+
+  it('keeps only the last 4096 bytes of output, and prints nothing for other scripts', async () => {
+    const big = 'x'.repeat(6000) + 'END';
+    emu.addVm({ ...scenarioVm('healthy', { subscriptionId: SUB, resourceGroup: RG, name: 'vm-chatty' }), otherScript: () => ({ stdout: big }) });
+    const chatty = await client.virtualMachines.runCommand(RG, 'vm-chatty', { commandId: 'RunPowerShellScript', script: ['Write-Output lots'] }, { updateIntervalInMs: 10 });
+    expect(stdoutOf(chatty)).toBe(big.slice(-4096));
+    const quiet = await client.virtualMachines.runCommand(RG, 'vm-healthy', { commandId: 'RunPowerShellScript', script: ['Get-Date'] }, { updateIntervalInMs: 10 });
+    expect(stdoutOf(quiet)).toBe('');
+  });
+
+  it('writes a parameter-binding error to stderr, as PowerShell does', async () => {
+    const input = probeInput();
+    input.parameters = [{ name: 'RunId', value: 'not-a-guid' }];
+    const result = await client.virtualMachines.runCommand(RG, 'vm-healthy', input, { updateIntervalInMs: 10 });
+    expect(stdoutOf(result)).toBe('');
+    expect(stderrOf(result)).toContain("Cannot validate argument on parameter 'RunId'");
+  });
+});
+
+describe('Windows model behind the payloads', () => {
+  it('probes every root cause into a contract-valid result with the expected facts', async () => {
+    const roots = WINDOWS_SCENARIOS.filter((s) => s !== 'healthy');
+    const results = await Promise.all(roots.map(async (scenario) => [scenario, await probe(fleet[scenario])] as const));
+    const facts = Object.fromEntries(results.map(([scenario, r]) => [scenario, r.ok ? r.facts : undefined]));
+    const now = Date.now();
+    expect(Date.parse(facts['expired-self-signed-cert']?.cert.store[0]?.notAfter ?? '')).toBeLessThan(now);
+    expect(facts['missing-cert']?.cert.store).toEqual([]);
+    expect(facts['ca-cert-bound']?.cert.binding).toMatchObject({ type: 3, cert: { selfSigned: false, hasKey: true } });
+    expect(facts['stale-binding']?.cert.binding.cert).toBeNull();
+    expect(facts['key-file-acl']?.keys).toMatchObject({ file: 'present', fileOk: false, folderOk: true });
+    expect(facts['machinekeys-folder-acl']?.keys).toMatchObject({ folderOk: false, fileOk: true });
+    expect(facts['key-file-missing']?.keys).toMatchObject({ file: 'missing', fileSddl: null, fileOk: false });
+    expect(facts['tls12-disabled']).toMatchObject({ tls12Server: 'disabled', rdp: { listening: false } });
+    expect(facts['termservice-stopped']?.services).toEqual({ TermService: 'Stopped', SessionEnv: 'Running', UmRdpService: 'Stopped' });
+    expect(facts['weak-security-layer']?.rdp).toMatchObject({ securityLayer: 0, userAuthentication: 0 });
+    expect(facts['gpo-enforced-security-layer']?.policy).toMatchObject({ securityLayer: true, userAuthentication: true });
+    expect(facts['nla-dc-unreachable']?.domain).toEqual({ joined: true, secureChannel: 'broken' });
+  });
+
+  it('fixes TLS 1.2 only once TermService restarts, backs up under the RunId, and a second run is a no-op', async () => {
+    const id = fleet['tls12-disabled'];
+    const runId = randomUUID();
+    const first = await fix(id, ['enable-tls12-server', 'restart-rdp-services'], { runId });
+    expect(first.ok).toBe(true);
+    expect(first.backupDir).toBe(`C:\\ProgramData\\RdpRemediation\\${runId}`);
+    expect(first.actions.map((a) => [a.id, a.changed, a.verified, a.error])).toEqual([
+      ['enable-tls12-server', true, true, null],
+      ['restart-rdp-services', true, true, null],
+    ]);
+    expect(first.actions[0]?.backup).toMatch(new RegExp(`^C:\\\\ProgramData\\\\RdpRemediation\\\\${runId}\\\\schannel-tls12\\.reg$`));
+    expect(first.verify).toMatchObject({ tls12Server: 'enabled', rdp: { listening: true } });
+    expect(emu.vm(id).rdp).toEqual({ connectable: true, problems: [] });
+    expect(Object.keys(emu.vm(id).windows?.files ?? {})).toContain(`C:\\ProgramData\\RdpRemediation\\${runId}\\manifest.json`);
+
+    const second = await fix(id, ['enable-tls12-server', 'restart-rdp-services']);
+    expect(second.actions.every((a) => !a.changed && a.verified && a.error === null && a.backup === null)).toBe(true);
+  });
+
+  it('needs the MachineKeys folder ACL before Windows can issue a new certificate', async () => {
+    const id = emu.addVm(scenarioVm('machinekeys-folder-acl', { subscriptionId: SUB, resourceGroup: RG, name: 'vm-folder-acl-expired' }));
+    emu.updateWindows(id, (w) => {
+      for (const cert of w.stores.remoteDesktop) cert.notAfter = new Date(Date.now() - 86_400_000).toISOString();
+    });
+    const blocked = await fix(id, ['regenerate-self-signed-cert']);
+    expect(blocked.actions[0]).toMatchObject({ changed: true, verified: false, error: { code: 'timeout' } });
+    expect(blocked.verify?.cert.store).toEqual([]);
+
+    const repaired = await fix(id, ['repair-key-acl', 'regenerate-self-signed-cert', 'restart-rdp-services']);
+    expect(repaired.actions.map((a) => a.error)).toEqual([null, null, null]);
+    expect(repaired.verify?.keys).toMatchObject({ folderOk: true, fileOk: true, file: 'present' });
+    expect(repaired.verify?.cert.store[0]).toMatchObject({ selfSigned: true, hasKey: true });
+    expect(emu.vm(id).rdp?.connectable).toBe(true);
+  });
+
+  it('leaves a healthy CA-issued binding alone, and refuses GPO-enforced values', async () => {
+    const bound = await fix(fleet['ca-cert-bound'], ['remove-stale-cert-binding']);
+    expect(bound.actions[0]).toMatchObject({ changed: false, error: { code: 'not-applicable' } });
+    expect(bound.verify?.cert.binding.hash).toBe(emu.vm(fleet['ca-cert-bound']).facts?.cert.binding.hash);
+
+    const gpo = await fix(fleet['gpo-enforced-security-layer'], ['relax-security-layer', 'disable-nla']);
+    expect(gpo.actions.map((a) => a.error?.code)).toEqual(['gpo-enforced', 'gpo-enforced']);
+    expect(gpo.actions.every((a) => !a.changed)).toBe(true);
+  });
+
+  it('changes nothing on a dry run, and returns the restore for a security-lowering change', async () => {
+    const id = fleet['nla-dc-unreachable'];
+    const before = emu.vm(id).windows;
+    const dry = await fix(id, ['disable-nla'], { dryRun: true });
+    expect(dry).toMatchObject({ dryRun: true, backupDir: null });
+    expect(dry.actions[0]).toMatchObject({ changed: false, verified: false, after: { userAuthentication: 0 }, backup: null });
+    expect(emu.vm(id).windows).toEqual(before);
+
+    const real = await fix(id, ['disable-nla']);
+    expect(real.actions[0]?.restore).toEqual({ action: 'restore-rdp-security', parameters: { RestoreSecurityLayer: '', RestoreUserAuthentication: '1' } });
+    expect(emu.vm(id).rdp?.connectable).toBe(true);
+    const undone = await fix(id, ['restore-rdp-security'], { restoreSecurityLayer: '', restoreUserAuthentication: '1' });
+    expect(undone.actions[0]).toMatchObject({ changed: true, verified: true, after: { userAuthentication: 1 } });
+  });
+});
