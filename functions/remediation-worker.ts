@@ -31,7 +31,8 @@ export async function remediationPoison(message: unknown, context: InvocationCon
   }
   const job = parsed.data;
   const { store } = getServices();
-  const existing = (await store.get(job.id)) ?? queuedRecord(job);
+  const stored = await store.get(job.id);
+  const existing = stored ?? queuedRecord(job);
   if (existing.state === 'completed') return; // it finished after all; nothing to add
   const at = new Date().toISOString();
   const record: RemediationRecord = {
@@ -42,7 +43,7 @@ export async function remediationPoison(message: unknown, context: InvocationCon
     updatedAt: at,
     outcome: { status: 'failed', error: { kind: 'poison', message: `the worker failed on every attempt; the job was moved to ${POISON_QUEUE_NAME}` }, runCommands: 0, timings: { totalMs: 0 } },
   };
-  await store.save(record);
+  await (stored ? store.save(record) : store.create(record));
   logOutcome(record, context);
 }
 

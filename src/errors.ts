@@ -45,6 +45,7 @@ export class PayloadOutputError extends RemediatorError {}
 export type ComputeFailureKind =
   | 'not-found'
   | 'busy' // 409: a run command is already in progress on the VM
+  | 'wrong-os' // 409: the command's OS type does not match the VM's
   | 'not-running' // OperationNotAllowed: deallocated or stopped
   | 'agent-not-ready' // VMAgentStatusCommunicationError
   | 'throttled' // 429 that outlived the SDK's retries

@@ -151,7 +151,9 @@ export function classifyComputeError(error: unknown, context: Record<string, unk
 function classify(statusCode: number | undefined, code: string | undefined, message: string): ComputeFailureKind {
   if (/VMAgentStatusCommunicationError|has not reported (latest )?status for VM agent/i.test(message) || code === 'VMAgentStatusCommunicationError') return 'agent-not-ready';
   if (code === 'OperationNotAllowed' && /requires the VM to be running|deallocated/i.test(message)) return 'not-running';
-  if (statusCode === 409 && (code === 'Conflict' || /run command extension execution is in progress/i.test(message))) return 'busy';
+  // Only this 409 means "wait and retry": ARM also answers 409 Conflict when, say, the OS type does not match the command.
+  if (statusCode === 409 && /run command extension execution is in progress/i.test(message)) return 'busy';
+  if (statusCode === 409 && /os type .* does not match/i.test(message)) return 'wrong-os';
   if (statusCode === 404 || code === 'ResourceNotFound' || code === 'NotFound') return 'not-found';
   if (statusCode === 429) return 'throttled';
   if (statusCode === 401 || statusCode === 403) return 'forbidden';

@@ -1,0 +1,84 @@
+/** The queue's edges (poison, malformed messages), the structured log, and the admin CLI. */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueClient } from '../../src/adapters/storage.js';
+import { main } from '../../src/cli/main.js';
+import { POISON_QUEUE_NAME, QUEUE_NAME } from '../../src/config.js';
+import type { RemediationRecord } from '../../src/core/outcome.js';
+import { scenarioVm } from '../../emulator/fleet.js';
+import { startLocalStack, type LocalStack } from '../../demo/stack.js';
+
+const SUB = '00000000-0000-0000-0000-0000000000c1';
+let stack: LocalStack;
+
+beforeAll(async () => {
+  stack = await startLocalStack();
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const base64 = (o: unknown) => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64');
+const connection = () => ({ kind: 'connection-string' as const, connectionString: stack.azurite.connectionString });
+
+describe('queue edges', () => {
+  it('records a job the host moved to the poison queue as failed, so no request ends without an outcome', async () => {
+    const vm = stack.emulator.addVm(scenarioVm('healthy', { subscriptionId: SUB, resourceGroup: 'rg', name: 'vm-poison' }));
+    const id = randomUUID();
+    await queueClient(connection(), POISON_QUEUE_NAME).sendMessage(
+      base64({ v: 1, id, vmResourceId: vm, mode: 'repair', allow: [], source: 'manual', requestedAt: new Date().toISOString() }),
+    );
+    const record = await stack.waitForCompletion(id);
+    expect(record.state === 'completed' && record.outcome).toMatchObject({ status: 'failed', error: { kind: 'poison' } });
+    expect(stack.emulator.runCommands.filter((r) => r.vmId === vm)).toEqual([]);
+  });
+
+  it('drops a malformed message after logging it, instead of retrying it into the poison queue', async () => {
+    await queueClient(connection(), QUEUE_NAME).sendMessage(base64({ v: 1, id: 'not-a-guid' }));
+    await stack.host.drain();
+    expect(stack.logs.some((l) => l.level === 'error' && l.message.includes('remediation.invalid-message'))).toBe(true);
+    expect((await queueClient(connection(), POISON_QUEUE_NAME).getProperties()).approximateMessagesCount).toBe(0);
+  });
+
+  it('logs each outcome as one structured line', async () => {
+    const vm = stack.emulator.addVm(scenarioVm('tls12-disabled', { subscriptionId: SUB, resourceGroup: 'rg', name: 'vm-logged' }));
+    const { id } = (await stack.post({ vmResourceId: vm, mode: 'repair' })).body as { id: string };
+    await stack.waitForCompletion(id);
+    const line = stack.logs.map((l) => l.message).find((m) => m.includes('"remediation.completed"') && m.includes(id));
+    expect(JSON.parse(line ?? '{}')).toMatchObject({ event: 'remediation.completed', id, status: 'fixed', runCommands: 2, changed: ['enable-tls12-server', 'restart-rdp-services'] });
+  });
+});
+
+describe('rdp-remediator CLI', () => {
+  async function cli(argv: string[]) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  }
+
+  it('repairs a VM, printing progress and a JSON outcome; exit 0', async () => {
+    const vm = stack.emulator.addVm(scenarioVm('expired-self-signed-cert', { subscriptionId: SUB, resourceGroup: 'rg', name: 'vm-cli' }));
+    const { code, out, err } = await cli(['remediate', vm, '--mode', 'repair', '--json']);
+    expect(code).toBe(0);
+    expect(err).toMatch(/running probe payload[\s\S]*plan: regenerate-self-signed-cert → restart-rdp-services[\s\S]*running fix payload/);
+    const record = JSON.parse(out) as RemediationRecord;
+    expect(record.state === 'completed' && record.outcome.status).toBe('fixed');
+    expect(record.source).toBe('cli');
+  });
+
+  it('prints a readable outcome and exits non-zero when not fixed', async () => {
+    const vm = stack.emulator.addVm(scenarioVm('nla-dc-unreachable', { subscriptionId: SUB, resourceGroup: 'rg', name: 'vm-cli-nla' }));
+    const { code, out } = await cli(['remediate', vm, '--mode', 'repair']);
+    expect(code).toBe(2);
+    expect(out).toContain('outcome: NOT-FIXED');
+    expect(out).toContain('disable-nla refused (needs-permission)');
+  });
+
+  it('exits 3 for a skipped VM and 64 for bad usage', async () => {
+    const vm = stack.emulator.addVm(scenarioVm('deallocated', { subscriptionId: SUB, resourceGroup: 'rg', name: 'vm-cli-off' }));
+    expect((await cli(['remediate', vm])).code).toBe(3);
+    expect((await cli(['remediate', '/not/a/vm'])).code).toBe(64);
+    expect((await cli(['remediate', vm, '--allow', 'everything'])).code).toBe(64);
+  });
+});
