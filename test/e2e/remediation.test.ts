@@ -107,17 +107,16 @@ describe('VMs Run Command cannot reach', () => {
     expect(payloadsRunOn(vm)).toEqual([]);
   });
 
-  it('an agent that stops reporting after the VM read fails with agent-not-ready', async () => {
-    const vm = addVm('expired-self-signed-cert');
-    // The instance view said Ready; the run itself then fails the way Azure reports it.
-    const remediation = stack.post({ vmResourceId: vm, mode: 'repair' });
+  it('an agent that stops reporting during the run fails with agent-not-ready', async () => {
+    const vm = addVm('expired-self-signed-cert', { runLatencyMs: 400 });
+    const accepted = await stack.post({ vmResourceId: vm, mode: 'repair' });
+    // The instance view said Ready; the agent then goes quiet while the probe runs, which
+    // Azure reports as a failed operation (VMAgentStatusCommunicationError).
+    for (let i = 0; i < 300 && !stack.emulator.vm(vm).runInProgress; i++) await new Promise((r) => setTimeout(r, 10));
     stack.emulator.setAgentReady(vm, false);
-    const accepted = await remediation;
-    // The flag flips before the worker reads the VM in most runs; accept either honest outcome.
     const record = await stack.waitForCompletion((accepted.body as { id: string }).id);
-    expect(record.state === 'completed' && record.outcome.status).toMatch(/skipped|failed/);
-    if (record.state === 'completed' && record.outcome.status === 'failed') expect(record.outcome.error.kind).toBe('agent-not-ready');
-    stack.emulator.setAgentReady(vm, true);
+    expect(record.state === 'completed' && record.outcome).toMatchObject({ status: 'failed', error: { kind: 'agent-not-ready' }, runCommands: 1 });
+    expect(stack.emulator.runCommands.filter((r) => r.vmId === vm).map((r) => r.errorCode)).toEqual(['VMAgentStatusCommunicationError']);
   });
 
   it('an unknown VM fails with not-found', async () => {

@@ -49,6 +49,23 @@ describe('queue edges', () => {
   });
 });
 
+describe('per-VM lock across workers', () => {
+  it('lets one of two simultaneous jobs for a VM run and skips the other; never two commands at once', async () => {
+    const vm = stack.emulator.addVm(scenarioVm('key-file-acl', { subscriptionId: SUB, resourceGroup: 'rg', name: 'vm-race', runLatencyMs: 300 }));
+    const job = (id: string) => base64({ v: 1, id, vmResourceId: vm, mode: 'repair', allow: [], source: 'alert', requestedAt: new Date().toISOString() });
+    const ids = [randomUUID(), randomUUID()];
+    const queue = queueClient(connection(), QUEUE_NAME);
+    await Promise.all(ids.map((id) => queue.sendMessage(job(id))));
+    const records = await Promise.all(ids.map((id) => stack.waitForCompletion(id)));
+    const statuses = records.map((r) => (r.state === 'completed' ? r.outcome.status : r.state)).sort();
+    expect(statuses).toEqual(['fixed', 'skipped']);
+    const skipped = records.find((r) => r.state === 'completed' && r.outcome.status === 'skipped');
+    expect(skipped?.state === 'completed' && skipped.outcome).toMatchObject({ reason: 'vm-busy' });
+    expect(stack.emulator.runCommands.filter((r) => r.vmId === vm).map((r) => r.payload)).toEqual(['probe', 'fix']);
+    expect(stack.emulator.maxConcurrentRunsPerVm).toBe(1);
+  });
+});
+
 describe('rdp-remediator CLI', () => {
   async function cli(argv: string[]) {
     const out: string[] = [];
