@@ -3,7 +3,7 @@
  * ACTION_IDS); security-lowering actions only with permission and never against Group
  * Policy; nothing planned for a finding it cannot fix safely, but the reason is kept.
  */
-import { ACTIONS, inCanonicalOrder, type ActionId, type Permission } from '../contract/actions.js';
+import { ACTION_IDS, ACTIONS, inCanonicalOrder, type ActionId, type Permission } from '../contract/actions.js';
 import type { ProbeFacts } from '../contract/facts.js';
 import { type Finding, type FindingCode } from './diagnose.js';
 
@@ -28,16 +28,8 @@ export interface Plan {
   readonly unresolved: readonly FindingCode[];
 }
 
-/** Actions whose effect TermService only picks up when it restarts. */
-const NEEDS_RESTART: ReadonlySet<ActionId> = new Set([
-  'enable-tls12-server',
-  'repair-key-acl',
-  'remove-stale-cert-binding',
-  'regenerate-self-signed-cert',
-  'disable-nla',
-  'relax-security-layer',
-  'restore-rdp-security',
-]);
+/** Every action but the restart changes a setting that TermService only picks up when it restarts. */
+const NEEDS_RESTART: ReadonlySet<ActionId> = new Set(ACTION_IDS.filter((id) => id !== 'restart-rdp-services'));
 
 export function planRemediation(findings: readonly Finding[], facts: ProbeFacts, permissions: readonly Permission[]): Plan {
   const planned = new Map<ActionId, Set<FindingCode>>();
