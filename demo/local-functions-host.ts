@@ -22,7 +22,10 @@ export interface QueueBinding {
 export interface LocalHostOptions {
   readonly maxDequeueCount?: number;
   readonly visibilityTimeoutSeconds?: number;
+  /** Messages fetched at once (host.json queues.batchSize; at most 32). */
   readonly batchSize?: number;
+  /** Fetch the next batch once this few are still running (host.json queues.newBatchThreshold). */
+  readonly newBatchThreshold?: number;
   readonly pollIntervalMs?: number;
   readonly log?: (functionName: string, level: string, message: string) => void;
 }
@@ -65,48 +68,59 @@ export class LocalFunctionsHost {
 
   private async loop(binding: QueueBinding): Promise<void> {
     const maxDequeueCount = this.options.maxDequeueCount ?? 5;
+    const batchSize = Math.min(32, this.options.batchSize ?? 16);
+    const threshold = this.options.newBatchThreshold ?? Math.floor(batchSize / 2);
+    const running = new Set<Promise<void>>();
     while (this.running) {
-      const received = await binding.queue.receiveMessages({
-        numberOfMessages: this.options.batchSize ?? 8,
-        visibilityTimeout: this.options.visibilityTimeoutSeconds ?? 30,
-      });
+      if (running.size > threshold) {
+        await Promise.race(running);
+        continue;
+      }
+      const received = await binding.queue.receiveMessages({ numberOfMessages: batchSize, visibilityTimeout: this.options.visibilityTimeoutSeconds ?? 30 });
       if (received.receivedMessageItems.length === 0) {
         await new Promise((r) => setTimeout(r, this.options.pollIntervalMs ?? 50));
         continue;
       }
-      this.inFlight += received.receivedMessageItems.length;
-      await Promise.all(
-        received.receivedMessageItems.map(async (item) => {
-          try {
-            const text = Buffer.from(item.messageText, 'base64').toString('utf8');
-            if (item.dequeueCount > maxDequeueCount && binding.poison) {
-              await binding.poison.sendMessage(item.messageText);
-              await binding.queue.deleteMessage(item.messageId, item.popReceipt);
-              return;
-            }
-            const context = new InvocationContext({
-              functionName: binding.functionName,
-              invocationId: item.messageId,
-              triggerMetadata: { dequeueCount: item.dequeueCount, id: item.messageId },
-              logHandler: (level, ...args) => this.options.log?.(binding.functionName, level, args.map(String).join(' ')),
-            });
-            let ok = false;
-            try {
-              // The host hands a JSON message to the handler already parsed.
-              await binding.handler(parseMaybeJson(text), context);
-              ok = true;
-              await binding.queue.deleteMessage(item.messageId, item.popReceipt);
-            } catch (error) {
-              this.options.log?.(binding.functionName, 'error', `invocation failed (attempt ${item.dequeueCount}): ${String(error)}`);
-              // Left in the queue: it becomes visible again after the visibility timeout.
-            } finally {
-              this.invocations.push({ functionName: binding.functionName, dequeueCount: item.dequeueCount, ok });
-            }
-          } finally {
-            this.inFlight--;
-          }
-        }),
-      );
+      for (const item of received.receivedMessageItems) {
+        this.inFlight++;
+        const task = this.invoke(binding, item, maxDequeueCount).finally(() => {
+          this.inFlight--;
+          running.delete(task);
+        });
+        running.add(task);
+      }
+    }
+    await Promise.all(running);
+  }
+
+  private async invoke(
+    binding: QueueBinding,
+    item: { messageId: string; popReceipt: string; messageText: string; dequeueCount: number },
+    maxDequeueCount: number,
+  ): Promise<void> {
+    const text = Buffer.from(item.messageText, 'base64').toString('utf8');
+    if (item.dequeueCount > maxDequeueCount && binding.poison) {
+      await binding.poison.sendMessage(item.messageText);
+      await binding.queue.deleteMessage(item.messageId, item.popReceipt);
+      return;
+    }
+    const context = new InvocationContext({
+      functionName: binding.functionName,
+      invocationId: item.messageId,
+      triggerMetadata: { dequeueCount: item.dequeueCount, id: item.messageId },
+      logHandler: (level, ...args) => this.options.log?.(binding.functionName, level, args.map(String).join(' ')),
+    });
+    let ok = false;
+    try {
+      // The host hands a JSON message to the handler already parsed.
+      await binding.handler(parseMaybeJson(text), context);
+      ok = true;
+      await binding.queue.deleteMessage(item.messageId, item.popReceipt);
+    } catch (error) {
+      this.options.log?.(binding.functionName, 'error', `invocation failed (attempt ${item.dequeueCount}): ${String(error)}`);
+      // Left in the queue: it becomes visible again after the visibility timeout.
+    } finally {
+      this.invocations.push({ functionName: binding.functionName, dequeueCount: item.dequeueCount, ok });
     }
   }
 }

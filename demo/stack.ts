@@ -5,11 +5,12 @@
  * local host. Used by `npm start` and the end-to-end tests.
  */
 import functions, { type HttpResponseInit } from '@azure/functions';
+import { alertPoison, alertWorker, postAlert } from '../functions/alerts.js';
 import { remediationPoison, remediationWorker } from '../functions/remediation-worker.js';
 import { getRemediation, postRemediation } from '../functions/remediations.js';
 import { queueClient } from '../src/adapters/storage.js';
 import { resetServices } from '../src/app/services.js';
-import { POISON_QUEUE_NAME, QUEUE_NAME } from '../src/config.js';
+import { ALERT_POISON_QUEUE_NAME, ALERT_QUEUE_NAME, POISON_QUEUE_NAME, QUEUE_NAME } from '../src/config.js';
 import type { RemediationRecord } from '../src/core/outcome.js';
 import { startEmulator, trustEmulatorCa, type Emulator, type EmulatorOptions } from '../emulator/index.js';
 import { startAzurite, type Azurite } from './azurite.js';
@@ -40,6 +41,8 @@ export interface LocalStack {
   readonly host: LocalFunctionsHost;
   readonly logs: { functionName: string; level: string; message: string }[];
   post(body: unknown): Promise<HttpResult>;
+  /** POST /api/alerts, as an action group delivers it. */
+  postAlert(body: unknown): Promise<HttpResult>;
   get(id: string): Promise<HttpResult>;
   /** Polls the status endpoint until the record is completed. */
   waitForCompletion(id: string, timeoutMs?: number): Promise<RemediationRecord>;
@@ -71,6 +74,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     [
       { functionName: 'remediation-worker', queue: queueClient(connection, QUEUE_NAME), poison: queueClient(connection, POISON_QUEUE_NAME), handler: remediationWorker },
       { functionName: 'remediation-poison', queue: queueClient(connection, POISON_QUEUE_NAME), handler: remediationPoison },
+      { functionName: 'alert-worker', queue: queueClient(connection, ALERT_QUEUE_NAME), poison: queueClient(connection, ALERT_POISON_QUEUE_NAME), handler: alertWorker },
+      { functionName: 'alert-poison', queue: queueClient(connection, ALERT_POISON_QUEUE_NAME), handler: alertPoison },
     ],
     { visibilityTimeoutSeconds: 2, ...options.host, log: (functionName, level, message) => logs.push({ functionName, level, message }) },
   );
@@ -92,6 +97,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         body: { string: typeof body === 'string' ? body : JSON.stringify(body) },
       });
       return toResult(await postRemediation(request, context('remediations-post')));
+    },
+    async postAlert(body) {
+      const request = new HttpRequest({
+        method: 'POST',
+        url: `${APP_URL}/api/alerts`,
+        headers: { 'content-type': 'application/json' },
+        body: { string: typeof body === 'string' ? body : JSON.stringify(body) },
+      });
+      return toResult(await postAlert(request, context('alerts')));
     },
     async get(id) {
       const request = new HttpRequest({ method: 'GET', url: `${APP_URL}/api/remediations/${id}`, params: { id } });

@@ -8,6 +8,7 @@ import { getServices, remediationDeps } from '../src/app/services.js';
 import { POISON_QUEUE_NAME, QUEUE_NAME } from '../src/config.js';
 import { parseJobMessage } from '../src/core/job.js';
 import type { RemediationRecord } from '../src/core/outcome.js';
+import { RetryLaterError } from '../src/errors.js';
 import { queuedRecord, runRemediation } from '../src/pipeline/remediate.js';
 
 export async function remediationWorker(message: unknown, context: InvocationContext): Promise<void> {
@@ -19,9 +20,25 @@ export async function remediationWorker(message: unknown, context: InvocationCon
   }
   const job = parsed.data;
   const services = getServices();
-  const record = await runRemediation(job, remediationDeps(services, { onProgress: (e) => context.debug(JSON.stringify({ event: 'remediation.progress', id: job.id, ...flatten(e) })) }));
-  logOutcome(record, context);
+  try {
+    const record = await runRemediation(
+      job,
+      remediationDeps(services, {
+        deferThrottledMs: THROTTLED_RETRY_MS,
+        onProgress: (e) => context.debug(JSON.stringify({ event: 'remediation.progress', id: job.id, ...flatten(e) })),
+      }),
+    );
+    logOutcome(record, context);
+  } catch (error) {
+    if (!(error instanceof RetryLaterError) || !services.queue) throw error;
+    // A fresh message with a delay, rather than a failed attempt that counts towards the poison queue.
+    await services.queue.enqueue(job, { delaySeconds: error.delayMs / 1000 });
+    context.warn(JSON.stringify({ event: 'remediation.deferred', id: job.id, reason: error.message, delayMs: error.delayMs }));
+  }
 }
+
+/** How long a job ARM throttled beyond the SDK's retries waits before it is tried again. */
+const THROTTLED_RETRY_MS = 30_000;
 
 export async function remediationPoison(message: unknown, context: InvocationContext): Promise<void> {
   const parsed = parseJobMessage(message);
@@ -44,6 +61,7 @@ export async function remediationPoison(message: unknown, context: InvocationCon
     outcome: { status: 'failed', error: { kind: 'poison', message: `the worker failed on every attempt; the job was moved to ${POISON_QUEUE_NAME}` }, runCommands: 0, timings: { totalMs: 0 } },
   };
   await (stored ? store.save(record) : store.create(record));
+  await store.recordPoison({ kind: 'remediation', key: job.id, reason: 'the worker failed on every attempt', message: JSON.stringify(message).slice(0, 8_000) });
   logOutcome(record, context);
 }
 

@@ -3,11 +3,22 @@
  * CLI) and validated at the boundary. README's configuration table documents each one.
  */
 import { z } from 'zod';
-import { ModeSchema, type Mode } from './core/modes.js';
+import { DEFAULT_ACCEPTED_SERVICES, type AlertIntakeSettings } from './alerts/classify.js';
+import type { DedupeSettings } from './alerts/admission.js';
+import { ModeSchema, RequestModeSchema, type Mode, type RequestMode } from './core/modes.js';
 import { ConfigurationError } from './errors.js';
 
 export const QUEUE_NAME = 'remediations';
 export const POISON_QUEUE_NAME = `${QUEUE_NAME}-poison`;
+export const ALERT_QUEUE_NAME = 'alerts';
+export const ALERT_POISON_QUEUE_NAME = `${ALERT_QUEUE_NAME}-poison`;
+
+const list = (fallback: readonly string[]) =>
+  z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .optional()
+    .transform((v) => v ?? [...fallback]);
 
 const seconds = (fallback: number) => z.coerce.number().int().min(0).max(86_400).default(fallback);
 
@@ -26,6 +37,17 @@ const EnvSchema = z.object({
   RUN_COMMAND_POLL_SECONDS: z.coerce.number().min(0).max(60).default(5),
   RUN_COMMAND_BUSY_RETRIES: z.coerce.number().int().min(1).max(20).default(5),
   RUN_COMMAND_BUSY_DELAY_SECONDS: z.coerce.number().min(0).max(600).default(30),
+  AZURE_LOGS_ENDPOINT: z.url({ protocol: /^https$/ }).default('https://api.loganalytics.io/v1'),
+  AZURE_LOGS_AUDIENCE: z.url().default('https://api.loganalytics.io'),
+  ALERT_ACCEPTED_SERVICES: list(DEFAULT_ACCEPTED_SERVICES),
+  ALERT_RULES: list([]),
+  ALERT_MODE: RequestModeSchema.default('repair'),
+  ALERT_DEDUPE_SCOPE: z.enum(['vm', 'alert-and-vm']).default('vm'),
+  ALERT_COOLDOWN_MINUTES: z.coerce.number().min(0).max(10_080).default(30),
+  ARM_WRITES_PER_SECOND: z.coerce.number().positive().max(1000).default(5),
+  ARM_WRITE_BURST: z.coerce.number().int().min(1).max(1000).default(50),
+  ARM_READS_PER_SECOND: z.coerce.number().positive().max(1000).default(20),
+  ARM_READ_BURST: z.coerce.number().int().min(1).max(1000).default(200),
 });
 
 export type StorageSettings =
@@ -41,6 +63,20 @@ export interface Config {
   readonly tables: { readonly records: string; readonly locks: string };
   readonly lockTtlMs: number;
   readonly busyRetry: { readonly attempts: number; readonly delayMs: number };
+  readonly logs: { readonly endpoint: string; readonly audience: string };
+  readonly alerts: {
+    readonly intake: AlertIntakeSettings;
+    /** The mode alert-triggered jobs ask for; the VM's policy still caps it. */
+    readonly mode: RequestMode;
+    readonly dedupe: DedupeSettings;
+  };
+  /** Client-side pacing of ARM calls, per instance, under ARM's token buckets. */
+  readonly armPacing: { readonly writes: RateLimit; readonly reads: RateLimit };
+}
+
+export interface RateLimit {
+  readonly perSecond: number;
+  readonly burst: number;
 }
 
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
@@ -61,6 +97,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     tables: { records: e.REMEDIATION_TABLE, locks: e.REMEDIATION_LOCK_TABLE },
     lockTtlMs: e.REMEDIATION_LOCK_TTL_SECONDS * 1000,
     busyRetry: { attempts: e.RUN_COMMAND_BUSY_RETRIES, delayMs: e.RUN_COMMAND_BUSY_DELAY_SECONDS * 1000 },
+    logs: { endpoint: e.AZURE_LOGS_ENDPOINT.replace(/\/+$/, ''), audience: e.AZURE_LOGS_AUDIENCE.replace(/\/+$/, '') },
+    alerts: {
+      intake: { acceptedServices: e.ALERT_ACCEPTED_SERVICES, alertRules: e.ALERT_RULES },
+      mode: e.ALERT_MODE,
+      dedupe: { scope: e.ALERT_DEDUPE_SCOPE, cooldownMs: e.ALERT_COOLDOWN_MINUTES * 60_000 },
+    },
+    armPacing: {
+      writes: { perSecond: e.ARM_WRITES_PER_SECOND, burst: e.ARM_WRITE_BURST },
+      reads: { perSecond: e.ARM_READS_PER_SECOND, burst: e.ARM_READ_BURST },
+    },
   };
 }
 

@@ -76,6 +76,15 @@ export class VmLockedError extends RemediatorError {
 
 export class RecordNotFoundError extends RemediatorError {}
 
+/** The job cannot proceed now but will later (VM lease held by its own earlier delivery, ARM throttling): put it back on the queue. */
+export class RetryLaterError extends RemediatorError {
+  public readonly delayMs: number;
+  public constructor(message: string, delayMs: number, context: ErrorContext = {}, options?: ErrorOptions) {
+    super(message, { ...context, delayMs }, options);
+    this.delayMs = delayMs;
+  }
+}
+
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

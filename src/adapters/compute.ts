@@ -8,6 +8,7 @@ import type { VmRef } from '../core/resource-id.js';
 import type { OsType, VmView } from '../core/vm.js';
 import { ComputeError, errorMessage, type ComputeFailureKind } from '../errors.js';
 import type { RunCommandPayload } from '../payloads/compose.js';
+import type { PipelinePolicy } from './pacing.js';
 
 export interface RunCommandOutput {
   readonly stdout: string;
@@ -33,6 +34,8 @@ export interface ArmComputeGatewayOptions {
   readonly pollIntervalMs?: number;
   /** Retries of throttled (429 + Retry-After) and transient requests, done by the SDK's pipeline. */
   readonly maxRetries?: number;
+  /** Policies every attempt passes through (client-side pacing). */
+  readonly additionalPolicies?: readonly PipelinePolicy[];
 }
 
 export class ArmComputeGateway implements ComputeGateway {
@@ -51,7 +54,8 @@ export class ArmComputeGateway implements ComputeGateway {
         endpoint: this.options.endpoint,
         // The v25 client asks for management.azure.com whatever the endpoint; sovereign clouds need their own audience.
         credentials: { scopes: [`${this.options.audience.replace(/\/+$/, '')}/.default`] },
-        retryOptions: { maxRetries: this.options.maxRetries ?? 6 },
+        retryOptions: { maxRetries: this.options.maxRetries ?? 10 },
+        additionalPolicies: (this.options.additionalPolicies ?? []).map((policy) => ({ policy, position: 'perRetry' as const })),
         userAgentOptions: { userAgentPrefix: 'rdp-remediator' },
       });
       this.clients.set(key, client);

@@ -17,7 +17,10 @@ export interface Lease {
 export type AcquireResult = { readonly acquired: true; readonly lease: Lease } | { readonly acquired: false; readonly holder: string; readonly expiresAt: number };
 
 export interface VmLock {
-  /** Takes the VM's lease for `holder`. The same holder may take it again (a redelivered job). */
+  /**
+   * Takes the VM's lease for `holder` unless a live lease exists, even one held under the same
+   * name: a redelivered copy of a running job must not run beside it.
+   */
   acquire(vmKey: string, holder: string, ttlMs: number): Promise<AcquireResult>;
   release(lease: Lease): Promise<void>;
   /** The current live holder, if any. */
@@ -32,7 +35,7 @@ export class InMemoryVmLock implements VmLock {
 
   public acquire(vmKey: string, holder: string, ttlMs: number): Promise<AcquireResult> {
     const current = this.leases.get(vmKey);
-    if (current && current.holder !== holder && current.expiresAt > this.now()) {
+    if (current && current.expiresAt > this.now()) {
       return Promise.resolve({ acquired: false, holder: current.holder, expiresAt: current.expiresAt });
     }
     const lease = { vmKey, holder, expiresAt: this.now() + ttlMs, version: String(++this.counter) };
@@ -92,7 +95,7 @@ export class TableVmLock implements VmLock {
       throw error;
     });
     if (current === undefined) return this.acquire(vmKey, holder, ttlMs); // released in between: try again
-    if (current.holder !== holder && current.expiresAt > this.now()) return { acquired: false, holder: current.holder, expiresAt: current.expiresAt };
+    if (current.expiresAt > this.now()) return { acquired: false, holder: current.holder, expiresAt: current.expiresAt };
     try {
       const taken = await this.table.updateEntity(entity, 'Replace', { etag: current.etag });
       return { acquired: true, lease: { vmKey, holder, expiresAt, version: taken.etag ?? '*' } };

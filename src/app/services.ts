@@ -8,7 +8,11 @@ import { StorageJobQueue, type JobQueue } from '../adapters/job-queue.js';
 import { InMemoryRemediationStore, TableRemediationStore, type RemediationStore } from '../adapters/remediation-store.js';
 import { queueClient, tableClient, type StorageConnection } from '../adapters/storage.js';
 import { InMemoryVmLock, TableVmLock, type VmLock } from '../adapters/vm-lock.js';
-import { QUEUE_NAME, loadConfig, type Config } from '../config.js';
+import { ALERT_QUEUE_NAME, QUEUE_NAME, loadConfig, type Config } from '../config.js';
+import { InMemoryAdmissionStore, TableAdmissionStore, type AdmissionStore } from '../alerts/admission.js';
+import { MonitorLogsGateway, type LogsGateway } from '../adapters/logs.js';
+import { pacingPolicy, TokenBucket } from '../adapters/pacing.js';
+import type { QueueClient } from '@azure/storage-queue';
 import { ConfigurationError } from '../errors.js';
 import type { RemediationDeps } from '../pipeline/remediate.js';
 
@@ -20,6 +24,10 @@ export interface Services {
   readonly lock: VmLock;
   /** Absent without storage: only the in-process CLI runs then. */
   readonly queue: JobQueue | undefined;
+  readonly logs: LogsGateway;
+  readonly admissions: AdmissionStore;
+  /** Where the webhook puts accepted alerts for the alert worker. */
+  readonly alertQueue: QueueClient | undefined;
 }
 
 export interface CreateServicesOptions {
@@ -31,10 +39,27 @@ export interface CreateServicesOptions {
 export function createServices(options: CreateServicesOptions = {}): Services {
   const config = loadConfig(options.env);
   const credential = new DefaultAzureCredential(config.managedIdentityClientId ? { managedIdentityClientId: config.managedIdentityClientId } : {});
-  const compute = new ArmComputeGateway(credential, { endpoint: config.arm.endpoint, audience: config.arm.audience, pollIntervalMs: config.arm.pollIntervalMs });
+  const pacing = pacingPolicy({ reads: new TokenBucket(config.armPacing.reads), writes: new TokenBucket(config.armPacing.writes) });
+  const compute = new ArmComputeGateway(credential, {
+    endpoint: config.arm.endpoint,
+    audience: config.arm.audience,
+    pollIntervalMs: config.arm.pollIntervalMs,
+    additionalPolicies: [pacing],
+  });
+  const logs = new MonitorLogsGateway(credential, { endpoint: config.logs.endpoint, audience: config.logs.audience });
   if (!config.storage) {
     if (!options.allowInMemory) throw new ConfigurationError('no storage configured: set AzureWebJobsStorage (or its identity-based __queueServiceUri and __tableServiceUri)');
-    return { config, credential, compute, store: new InMemoryRemediationStore(), lock: new InMemoryVmLock(), queue: undefined };
+    return {
+      config,
+      credential,
+      compute,
+      logs,
+      store: new InMemoryRemediationStore(),
+      lock: new InMemoryVmLock(),
+      admissions: new InMemoryAdmissionStore(),
+      queue: undefined,
+      alertQueue: undefined,
+    };
   }
   const connection: StorageConnection =
     config.storage.kind === 'connection-string'
@@ -49,9 +74,12 @@ export function createServices(options: CreateServicesOptions = {}): Services {
     config,
     credential,
     compute,
+    logs,
     store: new TableRemediationStore(tableClient(connection, config.tables.records)),
     lock: new TableVmLock(tableClient(connection, config.tables.locks)),
+    admissions: new TableAdmissionStore(tableClient(connection, config.tables.records)),
     queue: new StorageJobQueue(queueClient(connection, QUEUE_NAME)),
+    alertQueue: queueClient(connection, ALERT_QUEUE_NAME),
   };
 }
 

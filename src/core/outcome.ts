@@ -77,6 +77,8 @@ export interface RecordBase {
   readonly requestedAt: string;
   readonly reason?: string;
   readonly updatedAt: string;
+  /** Alert deliveries that this remediation absorbed as duplicates (read from the store). */
+  readonly duplicates?: number;
 }
 
 export type RemediationRecord =

@@ -15,7 +15,7 @@ import { judgeFix, type Outcome, type RemediationRecord, type Timings } from '..
 import { planRemediation } from '../core/planner.js';
 import { resolvePolicy, type PolicySettings } from '../core/policy.js';
 import { checkEligibility, type VmView } from '../core/vm.js';
-import { ComputeError, errorMessage, PayloadOutputError } from '../errors.js';
+import { ComputeError, errorMessage, PayloadOutputError, RetryLaterError } from '../errors.js';
 import { composePayload, type RunCommandPayload } from '../payloads/compose.js';
 import { parseFixOutput, parseProbeOutput } from '../payloads/result-line.js';
 
@@ -43,6 +43,11 @@ export interface RemediationDeps {
   readonly policy: PolicySettings;
   readonly lockTtlMs: number;
   readonly busyRetry: BusyRetryStrategy;
+  /**
+   * Where a queue can retry the job later, ARM throttling that outlived the SDK's retries
+   * puts the job back (RetryLaterError) instead of failing it. Absent in the CLI.
+   */
+  readonly deferThrottledMs?: number;
   readonly now?: () => Date;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly onProgress?: (event: ProgressEvent) => void;
@@ -110,6 +115,10 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
     }
 
     const acquired = await deps.lock.acquire(job.vm.key, job.id, deps.lockTtlMs);
+    if (!acquired.acquired && acquired.holder === job.id) {
+      // An earlier delivery of this very job still holds the VM (or crashed holding it): wait for it.
+      throw new RetryLaterError(`job ${job.id} already holds the VM`, Math.max(1000, acquired.expiresAt - now().getTime()));
+    }
     if (!acquired.acquired) {
       return await finish({ status: 'skipped', reason: 'vm-busy', detail: `remediation ${acquired.holder} holds this VM`, runCommands, timings: elapsed() });
     }
@@ -169,6 +178,11 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
     }
     return await finish(outcome);
   } catch (error) {
+    if (error instanceof RetryLaterError) throw error;
+    if (deps.deferThrottledMs !== undefined && error instanceof ComputeError && error.kind === 'throttled') {
+      await deps.store.save({ ...base, state: 'queued', updatedAt: now().toISOString() });
+      throw new RetryLaterError('ARM throttled the job beyond the SDK retries', deps.deferThrottledMs, {}, { cause: error });
+    }
     const kind = error instanceof ComputeError ? error.kind : error instanceof PayloadOutputError ? 'payload' : 'internal';
     return await finish({ status: 'failed', error: { kind, message: errorMessage(error) }, runCommands, timings: elapsed() });
   } finally {

@@ -1,0 +1,105 @@
+/**
+ * An accepted alert → one decision per target: a new remediation job, a duplicate of one
+ * already admitted, or ignored with a reason. Workspace targets are resolved to VMs through
+ * the Logs API first. Used by the alert worker and by the CLI.
+ */
+import { createHash } from 'node:crypto';
+import type { LogsGateway } from '../adapters/logs.js';
+import type { RemediationStore } from '../adapters/remediation-store.js';
+import type { Job } from '../core/job.js';
+import type { RequestMode } from '../core/modes.js';
+import { parseVmResourceId, type VmRef } from '../core/resource-id.js';
+import { queuedRecord } from '../pipeline/remediate.js';
+import { admissionKey, stillCovers, type AdmissionStore, type DedupeSettings } from './admission.js';
+import type { AcceptedAlert } from './classify.js';
+
+export type TargetDecision =
+  | { readonly target: string; readonly decision: 'accepted'; readonly remediationId: string }
+  | { readonly target: string; readonly decision: 'deduplicated'; readonly remediationId: string }
+  | { readonly target: string; readonly decision: 'ignored'; readonly reason: string };
+
+export interface AlertProcessingResult {
+  readonly alertId: string;
+  readonly resolvedThrough: 'alert-targets' | 'logs-query';
+  readonly decisions: readonly TargetDecision[];
+  readonly warnings: readonly string[];
+}
+
+export interface ProcessAlertDeps {
+  readonly logs: LogsGateway;
+  readonly admissions: AdmissionStore;
+  readonly store: RemediationStore;
+  /** Hands an admitted job on: the remediation queue, or an in-process run. */
+  readonly dispatch: (job: Job) => Promise<void>;
+  readonly mode: RequestMode;
+  readonly dedupe: DedupeSettings;
+  readonly now?: () => Date;
+  /** Decide and report, but write and dispatch nothing. */
+  readonly dryRun?: boolean;
+}
+
+/**
+ * The remediation id for an alert and a VM: the same for every delivery of the same alert,
+ * so a redelivered or retried message finds its own admission instead of a new one.
+ */
+export function remediationIdFor(alertId: string, vmKey: string): string {
+  const h = createHash('sha256').update(`${alertId.toLowerCase()}\n${vmKey}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h.slice(16, 17), 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+async function resolveTargets(alert: AcceptedAlert, deps: ProcessAlertDeps): Promise<{ vms: VmRef[]; ignored: TargetDecision[]; warnings: string[] }> {
+  const ignored: TargetDecision[] = alert.otherTargets.map((target) => ({ target, decision: 'ignored', reason: 'not a virtual machine' }));
+  if (alert.workspace === null) return { vms: [...alert.vms], ignored, warnings: [] };
+  const found = await deps.logs.findAffectedVms(alert.workspace, alert.window, alert.computers);
+  const warnings = found.partialError ? [`the Logs query returned a partial result: ${found.partialError}`] : [];
+  const vms = new Map<string, VmRef>();
+  for (const id of found.resourceIds) {
+    const ref = parseVmResourceId(id);
+    if (ref.success) vms.set(ref.data.key, ref.data);
+    else ignored.push({ target: id, decision: 'ignored', reason: 'not a virtual machine' });
+  }
+  if (vms.size === 0) warnings.push(`no VM in workspace ${alert.workspace.resourceId} logged RDP failure events between ${alert.window.start} and ${alert.window.end}`);
+  return { vms: [...vms.values()], ignored, warnings };
+}
+
+export async function processAlert(alert: AcceptedAlert, deps: ProcessAlertDeps): Promise<AlertProcessingResult> {
+  const now = deps.now ?? (() => new Date());
+  const { vms, ignored, warnings } = await resolveTargets(alert, deps);
+  const covers = async (remediationId: string) => stillCovers(await deps.store.get(remediationId), now().getTime(), deps.dedupe.cooldownMs);
+
+  const decisions = await Promise.all(
+    vms.map(async (vm): Promise<TargetDecision> => {
+      const key = admissionKey(deps.dedupe, alert.alertId, vm.key);
+      const remediationId = remediationIdFor(alert.alertId, vm.key);
+      if (deps.dryRun) {
+        const existing = await deps.admissions.peek(key);
+        return existing !== undefined && existing !== remediationId && (await covers(existing))
+          ? { target: vm.id, decision: 'deduplicated', remediationId: existing }
+          : { target: vm.id, decision: 'accepted', remediationId };
+      }
+      const admission = await deps.admissions.admit(key, remediationId, alert.alertId, covers);
+      if (!admission.admitted) {
+        await deps.store.addDuplicate(admission.existingRemediationId);
+        return { target: vm.id, decision: 'deduplicated', remediationId: admission.existingRemediationId };
+      }
+      if (await deps.store.get(remediationId)) {
+        // A redelivery of this alert: its job exists already. Counted, not queued again.
+        await deps.store.addDuplicate(remediationId);
+        return { target: vm.id, decision: 'deduplicated', remediationId };
+      }
+      const job: Job = {
+        id: remediationId,
+        vm,
+        mode: deps.mode,
+        allow: [],
+        source: 'alert',
+        requestedAt: now().toISOString(),
+        reason: `alert ${alert.alertRule ?? alert.alertId}`,
+      };
+      await deps.store.create(queuedRecord(job));
+      await deps.dispatch(job);
+      return { target: vm.id, decision: 'accepted', remediationId };
+    }),
+  );
+  return { alertId: alert.alertId, resolvedThrough: alert.workspace ? 'logs-query' : 'alert-targets', decisions: [...decisions, ...ignored], warnings };
+}
