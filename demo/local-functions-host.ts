@@ -111,15 +111,32 @@ export class LocalFunctionsHost {
       logHandler: (level, ...args) => this.options.log?.(binding.functionName, level, args.map(String).join(' ')),
     });
     let ok = false;
+    // Like the host, keep a running message invisible by renewing its visibility, so a slow
+    // invocation is not delivered a second time while it still runs.
+    const visibilitySeconds = this.options.visibilityTimeoutSeconds ?? 30;
+    let popReceipt = item.popReceipt;
+    let renewing = Promise.resolve();
+    const renewal = setInterval(() => {
+      renewing = renewing.then(async () => {
+        try {
+          popReceipt = (await binding.queue.updateMessage(item.messageId, popReceipt, undefined, visibilitySeconds)).popReceipt ?? popReceipt;
+        } catch {
+          // The message is gone or changed hands; the delete below will say so.
+        }
+      });
+    }, (visibilitySeconds * 1000) / 2);
     try {
       // The host hands a JSON message to the handler already parsed.
       await binding.handler(parseMaybeJson(text), context);
       ok = true;
-      await binding.queue.deleteMessage(item.messageId, item.popReceipt);
+      clearInterval(renewal);
+      await renewing;
+      await binding.queue.deleteMessage(item.messageId, popReceipt);
     } catch (error) {
       this.options.log?.(binding.functionName, 'error', `invocation failed (attempt ${item.dequeueCount}): ${String(error)}`);
       // Left in the queue: it becomes visible again after the visibility timeout.
     } finally {
+      clearInterval(renewal);
       this.invocations.push({ functionName: binding.functionName, dequeueCount: item.dequeueCount, ok });
     }
   }

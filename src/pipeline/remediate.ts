@@ -117,7 +117,7 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
     const acquired = await deps.lock.acquire(job.vm.key, job.id, deps.lockTtlMs);
     if (!acquired.acquired && acquired.holder === job.id) {
       // An earlier delivery of this very job still holds the VM (or crashed holding it): wait for it.
-      throw new RetryLaterError(`job ${job.id} already holds the VM`, Math.max(1000, acquired.expiresAt - now().getTime()));
+      throw new RetryLaterError(`job ${job.id} already holds the VM`, Math.min(60_000, Math.max(1000, acquired.expiresAt - now().getTime())));
     }
     if (!acquired.acquired) {
       return await finish({ status: 'skipped', reason: 'vm-busy', detail: `remediation ${acquired.holder} holds this VM`, runCommands, timings: elapsed() });

@@ -1,0 +1,121 @@
+/**
+ * Alerts in, exactly one remediation per affected VM out: the real webhook handler, the alert
+ * and remediation queue workers on Azurite, the real SDKs against the emulator.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RemediationRecord } from '../../src/core/outcome.js';
+import { scenarioVm, type Scenario } from '../../emulator/fleet.js';
+import { startLocalStack, type LocalStack } from '../../demo/stack.js';
+import { alertId, logAlertV2 } from '../support/alerts.js';
+
+const SUB = '00000000-0000-0000-0000-0000000000a1';
+let stack: LocalStack;
+let n = 0;
+
+beforeAll(async () => {
+  stack = await startLocalStack({ emulator: { runLatencyMs: 30 }, settings: { ALERT_COOLDOWN_MINUTES: '30' } });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const addVm = (scenario: Scenario, extra: { runLatencyMs?: number; scaleSet?: { name: string; instanceId: string } } = {}) =>
+  stack.emulator.addVm(scenarioVm(scenario, { subscriptionId: SUB, resourceGroup: 'rg-alerts', name: `vm-a${++n}`, ...extra }));
+const runsOn = (vm: string) => stack.emulator.runCommands.filter((r) => r.vmId.toLowerCase() === vm.toLowerCase()).map((r) => r.payload);
+
+/** Waits for the alert queue and the remediation queue to empty. */
+const settle = () => stack.host.drain(60_000);
+
+async function recordsFor(vm: string): Promise<RemediationRecord[]> {
+  const { getServices } = await import('../../src/app/services.js');
+  return getServices().store.listByVm(vm.toLowerCase());
+}
+
+describe('POST /api/alerts', () => {
+  it('accepts a Fired alert for a VM with 202 and remediates it', async () => {
+    const vm = addVm('tls12-disabled');
+    const response = await stack.postAlert(logAlertV2({ targets: [vm] }));
+    expect(response.status).toBe(202);
+    expect(response.body).toMatchObject({ status: 'accepted', targets: { vms: [vm.replace('resourcegroups', 'resourceGroups')] } });
+    await settle();
+    const records = await recordsFor(vm);
+    expect(records.map((r) => r.state === 'completed' && r.outcome.status)).toEqual(['fixed']);
+    expect(records[0]?.source).toBe('alert');
+    expect(runsOn(vm)).toEqual(['probe', 'fix']);
+  });
+
+  it('ignores Resolved with 200 and starts nothing', async () => {
+    const vm = addVm('tls12-disabled');
+    const response = await stack.postAlert(logAlertV2({ targets: [vm], condition: 'Resolved' }));
+    expect(response).toMatchObject({ status: 200, body: { status: 'ignored', reason: 'resolved' } });
+    await settle();
+    expect(await recordsFor(vm)).toEqual([]);
+  });
+
+  it.each([
+    ['not JSON', '{"schemaId":'],
+    ['not the common schema', { data: { essentials: {} } }],
+    ['no essentials', { schemaId: 'azureMonitorCommonAlertSchema', data: {} }],
+    ['essentials without alertId', { schemaId: 'azureMonitorCommonAlertSchema', data: { essentials: { monitorCondition: 'Fired' } } }],
+  ])('rejects %s with 400 and a reason (not retried by action groups)', async (_label, body) => {
+    const response = await stack.postAlert(body);
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({ error: { code: 'MalformedAlert' } });
+  });
+});
+
+describe('exactly once per VM', () => {
+  it('turns repeated deliveries of one alert into one job and counts the duplicates', async () => {
+    const vm = addVm('expired-self-signed-cert', { runLatencyMs: 300 });
+    const body = logAlertV2({ targets: [vm], alertId: alertId() });
+    // The action group retries; several copies arrive together.
+    const responses = await Promise.all([1, 2, 3, 4].map(() => stack.postAlert(body)));
+    expect(responses.map((r) => r.status)).toEqual([202, 202, 202, 202]);
+    await settle();
+    const records = await recordsFor(vm);
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ state: 'completed', duplicates: 3 });
+    expect(runsOn(vm)).toEqual(['probe', 'fix']);
+  });
+
+  it('absorbs a re-fire while the remediation runs and during the cooldown', async () => {
+    const vm = addVm('key-file-acl', { runLatencyMs: 400 });
+    await stack.postAlert(logAlertV2({ targets: [vm] }));
+    for (let i = 0; i < 300 && !stack.emulator.vm(vm).runInProgress; i++) await new Promise((r) => setTimeout(r, 10));
+    // A new alert instance for the same VM while the first remediation runs …
+    await stack.postAlert(logAlertV2({ targets: [vm] }));
+    await settle();
+    // … and another after it finished, inside the cooldown.
+    await stack.postAlert(logAlertV2({ targets: [vm] }));
+    await settle();
+    const records = await recordsFor(vm);
+    expect(records).toHaveLength(1);
+    expect(records[0]?.duplicates).toBe(2);
+    expect(runsOn(vm)).toEqual(['probe', 'fix']);
+  });
+
+  it('handles a mixed batch of VMs, scale set instances and other resources in one alert', async () => {
+    const vm = addVm('termservice-stopped');
+    const vmss = addVm('missing-cert', { scaleSet: { name: `ss-a${n}`, instanceId: '4' } });
+    const storage = `/subscriptions/${SUB}/resourceGroups/rg-alerts/providers/Microsoft.Storage/storageAccounts/sa1`;
+    const response = await stack.postAlert(logAlertV2({ targets: [vm], resourceIds: [vm.toLowerCase(), vmss.toLowerCase(), storage] }));
+    expect(response.status).toBe(202);
+    expect((response.body as { targets: { vms: string[]; ignored: string[] } }).targets.ignored).toEqual([storage]);
+    await settle();
+    for (const target of [vm, vmss]) {
+      const records = await recordsFor(target);
+      expect(records.map((r) => r.state === 'completed' && r.outcome.status), target).toEqual(['fixed']);
+    }
+  });
+});
+
+describe('Azure limits', () => {
+  it('absorbs injected 429 and 503 from ARM without failing a job', async () => {
+    const vm = addVm('stale-binding');
+    stack.emulator.injectArmFaults({ status: 503, count: 1, retryAfterSeconds: 1, match: 'read' });
+    stack.emulator.injectArmFaults({ status: 429, count: 2, retryAfterSeconds: 1, match: 'write' });
+    await stack.postAlert(logAlertV2({ targets: [vm] }));
+    await settle();
+    expect((await recordsFor(vm)).map((r) => r.state === 'completed' && r.outcome.status)).toEqual(['fixed']);
+  });
+});
