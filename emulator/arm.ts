@@ -540,12 +540,12 @@ export function vmResource(vm: VmRecord, withInstanceView: boolean): Record<stri
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-function headerValue(req: IncomingMessage, name: string): string | undefined {
+export function headerValue(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 
-function decodePath(pathname: string): string {
+export function decodePath(pathname: string): string {
   return pathname
     .split('/')
     .filter((segment, i) => i === 0 || segment !== '')

@@ -1,7 +1,8 @@
 /**
  * A local, protocol-faithful Azure for rdp-remediator: an HTTPS ARM endpoint (VMs, scale set
- * VMs, action Run Command as an LRO, throttling) and an App Service managed-identity endpoint,
- * with a Windows model behind every VM. The real @azure/arm-compute and @azure/identity talk to
+ * VMs, action Run Command as an LRO, throttling), the Azure Monitor Logs query API under `/v1/`
+ * on the same server, and an App Service managed-identity endpoint, with a Windows model behind
+ * every VM. The real @azure/arm-compute, @azure/monitor-query-logs and @azure/identity talk to
  * it over sockets; see emulator/README.md for what is emulated and the choices made.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import type { ProbeFacts } from '../src/contract/facts.js';
 import { ArmService, vmResourceId } from './arm.js';
 import { startIdentityServer, TokenRegistry, type IdentityRequestRecord } from './identity.js';
+import { LogsService, type LogEvent, type LogsFault, type LogsRequestRecord, type PartialErrorSpec, type WorkspaceSpec } from './logs.js';
 import type { ArmRequestRecord, OsType, PowerState, RunCommandRecord, VmRecord, VmSpec } from './model.js';
 import { FaultQueue, TokenBuckets, type ArmFault, type ThrottleOptions } from './throttle.js';
 import { createTlsMaterial } from './tls.js';
@@ -20,6 +22,7 @@ import { assessRdp, healthyWindows, readFacts, type RdpAssessment, type WindowsS
 export type { ArmFault, ThrottleOptions } from './throttle.js';
 export type { ArmRequestRecord, OsType, PowerState, RunCommandInvocation, RunCommandRecord, ScriptHandler, VmSpec } from './model.js';
 export type { IdentityRequestRecord } from './identity.js';
+export type { LogEvent, LogsFault, LogsRequestRecord, PartialErrorSpec, WorkspaceSpec } from './logs.js';
 export type { RdpAssessment, WindowsCertificate, WindowsState } from './windows.js';
 export { trustEmulatorCa } from './tls.js';
 
@@ -40,11 +43,15 @@ export interface EmulatorOptions {
   readonly tenantId?: string;
   /** Called after every ARM response (for `npm start` logging). */
   readonly onRequest?: (record: ArmRequestRecord) => void;
+  /** Called after every Logs query API response. */
+  readonly onLogsRequest?: (record: LogsRequestRecord) => void;
 }
 
 /** Environment variables an app process needs to use the emulator. */
 export interface EmulatorEnv {
   readonly AZURE_RESOURCE_MANAGER_ENDPOINT: string;
+  /** The Logs API base including /v1, for `LogsQueryClient({ endpoint })`. */
+  readonly AZURE_LOGS_ENDPOINT: string;
   readonly IDENTITY_ENDPOINT: string;
   readonly IDENTITY_HEADER: string;
   readonly NODE_EXTRA_CA_CERTS: string;
@@ -75,6 +82,8 @@ export interface VmSnapshot {
 export interface Emulator {
   /** https://127.0.0.1:PORT */
   readonly armEndpoint: string;
+  /** https://127.0.0.1:PORT/v1: the Logs query API on the same server, used verbatim by LogsQueryClient. */
+  readonly logsEndpoint: string;
   /** http://127.0.0.1:PORT/msi/token */
   readonly identityEndpoint: string;
   readonly identityHeader: string;
@@ -103,6 +112,16 @@ export interface Emulator {
   readonly maxConcurrentRunsPerVm: number;
   injectArmFaults(fault: ArmFault): void;
   clearArmFaults(): void;
+  /** Adds a Log Analytics workspace and returns its workspace id. */
+  addWorkspace(spec: WorkspaceSpec): string;
+  /** Appends rows to the workspace's `Event` table. */
+  addEvents(workspaceId: string, events: readonly LogEvent[]): void;
+  /** null: back to complete results. */
+  setPartialError(workspaceId: string, partial: PartialErrorSpec | null): void;
+  injectLogsFaults(fault: LogsFault): void;
+  clearLogsFaults(): void;
+  /** Every Logs query API request, in order of response. */
+  readonly logsRequests: readonly LogsRequestRecord[];
   configureThrottle(options: ThrottleOptions): void;
   /** A token as the identity endpoint would issue it, for clients that bring their own credential. */
   issueToken(options?: { resource?: string; clientId?: string }): string;
@@ -123,10 +142,16 @@ class LocalAzure implements Emulator {
     private readonly tokens: TokenRegistry,
     private readonly buckets: TokenBuckets,
     private readonly faults: FaultQueue,
+    private readonly logs: LogsService,
+    private readonly logsFaults: FaultQueue,
     private readonly identityLog: IdentityRequestRecord[],
     private readonly shutdown: () => Promise<void>,
     private readonly defaultLatencyMs: number,
   ) {}
+
+  public get logsEndpoint(): string {
+    return `${this.armEndpoint}/v1`;
+  }
 
   public get tenantId(): string {
     return this.tokens.tenantId;
@@ -139,6 +164,7 @@ class LocalAzure implements Emulator {
   public env(): EmulatorEnv {
     return {
       AZURE_RESOURCE_MANAGER_ENDPOINT: this.armEndpoint,
+      AZURE_LOGS_ENDPOINT: this.logsEndpoint,
       IDENTITY_ENDPOINT: this.identityEndpoint,
       IDENTITY_HEADER: this.identityHeader,
       NODE_EXTRA_CA_CERTS: this.caFile,
@@ -250,6 +276,30 @@ class LocalAzure implements Emulator {
     this.faults.clear();
   }
 
+  public addWorkspace(spec: WorkspaceSpec): string {
+    return this.logs.addWorkspace(spec);
+  }
+
+  public addEvents(workspaceId: string, events: readonly LogEvent[]): void {
+    this.logs.addEvents(workspaceId, events);
+  }
+
+  public setPartialError(workspaceId: string, partial: PartialErrorSpec | null): void {
+    this.logs.setPartialError(workspaceId, partial);
+  }
+
+  public injectLogsFaults(fault: LogsFault): void {
+    this.logsFaults.add(fault);
+  }
+
+  public clearLogsFaults(): void {
+    this.logsFaults.clear();
+  }
+
+  public get logsRequests(): readonly LogsRequestRecord[] {
+    return this.logs.requests;
+  }
+
   public configureThrottle(options: ThrottleOptions): void {
     this.buckets.configure(options);
   }
@@ -262,6 +312,7 @@ class LocalAzure implements Emulator {
     this.arm.requests.length = 0;
     this.arm.runCommands.length = 0;
     this.identityLog.length = 0;
+    this.logs.clearRequests();
     this.arm.maxConcurrentRunsPerVm = 0;
   }
 
@@ -283,13 +334,19 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const runLatencyMs = options.runLatencyMs ?? 50;
 
   let armEndpoint = '';
-  const arm = new ArmService(tokens, buckets, faults, { runLatencyMs, pollRetryAfterSeconds: options.pollRetryAfterSeconds ?? 0, onRequest: options.onRequest }, () => {
+  const ownAudiences = (): string[] => {
     const port = new URL(armEndpoint).port;
     return [armEndpoint, `https://localhost:${port}`];
-  });
+  };
+  const arm = new ArmService(tokens, buckets, faults, { runLatencyMs, pollRetryAfterSeconds: options.pollRetryAfterSeconds ?? 0, onRequest: options.onRequest }, ownAudiences);
+  // Logs faults have their own queue, so a test can fail Logs queries without touching ARM calls.
+  const logsFaults = new FaultQueue();
+  const logs = new LogsService(tokens, logsFaults, { onRequest: options.onLogsRequest, resourceExists: (id) => arm.findVm(id) !== undefined }, ownAudiences);
 
+  // One HTTPS server: ARM paths start with /subscriptions, the Logs API's with /v1.
   const armServer = https.createServer({ cert: material.certPem, key: material.keyPem }, (req, res) => {
-    arm.handle(req, res).catch((error: unknown) => {
+    const service = /^\/v1(?:[/?]|$)/i.test(req.url ?? '') ? logs : arm;
+    service.handle(req, res).catch((error: unknown) => {
       if (!res.headersSent) res.writeHead(500);
       res.end();
       process.emitWarning(`emulator: ${error instanceof Error ? error.message : String(error)}`);
@@ -312,6 +369,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const shutdown = (): Promise<void> => {
     stopped ??= (async () => {
       arm.stop();
+      logs.stop();
       const close = (server: https.Server | typeof identity.server): Promise<void> =>
         new Promise((resolve) => {
           server.close(() => resolve());
@@ -323,7 +381,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     return stopped;
   };
 
-  return new LocalAzure(armEndpoint, identity.endpoint, identityHeader, material.caPem, caFile, arm, tokens, buckets, faults, identity.requests, shutdown, runLatencyMs);
+  return new LocalAzure(armEndpoint, identity.endpoint, identityHeader, material.caPem, caFile, arm, tokens, buckets, faults, logs, logsFaults, identity.requests, shutdown, runLatencyMs);
 }
 
 export { AZURE_VARIANTS, DEMO_FLEET, scenarioVm, seedDemoFleet, WINDOWS_SCENARIOS, windowsScenario } from './fleet.js';
