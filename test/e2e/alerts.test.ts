@@ -109,6 +109,102 @@ describe('exactly once per VM', () => {
   });
 });
 
+describe('workspace-targeted log alerts', () => {
+  const WS_GUID = 'c0c0c0c0-0000-4000-8000-0000000000a1';
+  const WS_ID = `/subscriptions/${SUB}/resourceGroups/rg-monitor/providers/Microsoft.OperationalInsights/workspaces/law-a1`;
+  const event = (vm: string, computer: string, minutesAgo: number, eventId = 1058, source = 'Microsoft-Windows-TerminalServices-RemoteConnectionManager') => ({
+    TimeGenerated: new Date(Date.now() - minutesAgo * 60_000),
+    _ResourceId: vm.toLowerCase(),
+    Computer: computer,
+    EventLog: 'System',
+    Source: source,
+    EventID: eventId,
+    RenderedDescription: 'The RD Session Host Server has failed to replace the expired self signed certificate.',
+  });
+
+  beforeAll(() => {
+    stack.emulator.addWorkspace({ workspaceId: WS_GUID, resourceId: WS_ID });
+  });
+
+  it('resolves the VMs through the Logs API over the alert window, narrowed by the Computer dimension', async () => {
+    const [a, b, old, other] = [addVm('expired-self-signed-cert'), addVm('key-file-acl'), addVm('tls12-disabled'), addVm('missing-cert')];
+    stack.emulator.addEvents(WS_GUID, [event(a, 'WS-A', 2), event(b, 'WS-B', 3, 36870, 'Schannel'), event(old, 'WS-OLD', 90), event(other, 'WS-OTHER', 2)]);
+    const response = await stack.postAlert(logAlertV2({ targets: [WS_ID], workspaceGuid: WS_GUID, computers: ['WS-A', 'WS-B', 'WS-OLD'] }));
+    expect(response).toMatchObject({ status: 202, body: { targets: { vms: [], workspace: WS_ID.toLowerCase() } } });
+    await settle();
+    expect((await recordsFor(a)).map((r) => r.state === 'completed' && r.outcome.status)).toEqual(['fixed']);
+    expect((await recordsFor(b)).map((r) => r.state === 'completed' && r.outcome.status)).toEqual(['fixed']);
+    // Outside the 15-minute window, and not named by the alert's dimensions:
+    expect(await recordsFor(old)).toEqual([]);
+    expect(await recordsFor(other)).toEqual([]);
+    expect(stack.emulator.logsRequests.some((r) => r.path.includes(`/workspaces/${WS_GUID}/query`) && r.status === 200)).toBe(true);
+  });
+
+  it('acts on the rows of a partial result and logs the partial error', async () => {
+    const [kept, dropped] = [addVm('tls12-disabled'), addVm('tls12-disabled')];
+    stack.emulator.addEvents(WS_GUID, [event(kept, 'WS-KEPT', 1), event(dropped, 'WS-DROPPED', 1)]);
+    stack.emulator.setPartialError(WS_GUID, { message: 'query exceeded a limit', dropResourceIds: [dropped] });
+    try {
+      await stack.postAlert(logAlertV2({ targets: [WS_ID], workspaceGuid: WS_GUID, computers: ['WS-KEPT', 'WS-DROPPED'] }));
+      await settle();
+    } finally {
+      stack.emulator.setPartialError(WS_GUID, null);
+    }
+    expect((await recordsFor(kept)).map((r) => r.state === 'completed' && r.outcome.status)).toEqual(['fixed']);
+    expect(await recordsFor(dropped)).toEqual([]);
+    const processed = stack.logs.map((l) => l.message).filter((m) => m.includes('"alert.processed"')).at(-1) ?? '';
+    expect(processed).toContain('partial result');
+  });
+
+  it('absorbs injected 429 and 503 from the Logs API', async () => {
+    const vm = addVm('key-file-missing');
+    stack.emulator.addEvents(WS_GUID, [event(vm, 'WS-RETRY', 1)]);
+    stack.emulator.injectLogsFaults({ status: 429, count: 1, retryAfterSeconds: 1 });
+    stack.emulator.injectLogsFaults({ status: 503, count: 1, retryAfterSeconds: 1 });
+    await stack.postAlert(logAlertV2({ targets: [WS_ID], workspaceGuid: WS_GUID, computers: ['WS-RETRY'] }));
+    await settle();
+    expect((await recordsFor(vm)).map((r) => r.state === 'completed' && r.outcome.status)).toEqual(['fixed']);
+    expect(stack.emulator.logsRequests.filter((r) => r.status === 429 || r.status === 503).length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('rdp-remediator alert (CLI)', () => {
+  it('prints the decision per target, as the webhook would, and writes nothing with --dry-run', async () => {
+    const { main } = await import('../../src/cli/main.js');
+    const { writeFileSync, mkdtempSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const vm = addVm('tls12-disabled');
+    const dir = mkdtempSync(join(tmpdir(), 'alert-cli-'));
+    const storage = `/subscriptions/${SUB}/resourceGroups/rg-alerts/providers/Microsoft.Storage/storageAccounts/sa2`;
+    const payload = join(dir, 'alert.json');
+    writeFileSync(payload, JSON.stringify(logAlertV2({ targets: [vm], resourceIds: [storage] })));
+    const out: string[] = [];
+    const io = { out: (s: string) => out.push(s), err: () => undefined };
+    expect(await main(['alert', payload, '--dry-run'], io)).toBe(0);
+    expect(out.join('\n')).toMatch(/dry run[\s\S]*accepted .*virtualMachines\/vm-a\d+[\s\S]*ignored .*sa2 {2}\(not a virtual machine\)/);
+    expect(await recordsFor(vm)).toEqual([]);
+
+    // For real: the job goes onto the queue, as from the webhook; a second run is deduplicated.
+    out.length = 0;
+    expect(await main(['alert', payload, '--json'], io)).toBe(0);
+    expect(JSON.parse(out[0] ?? '{}')).toMatchObject({ result: { decisions: [{ decision: 'accepted' }, { decision: 'ignored' }] } });
+    await settle();
+    out.length = 0;
+    await main(['alert', payload], io);
+    expect(out.join('\n')).toMatch(/deduplicated/);
+    expect((await recordsFor(vm)).map((r) => r.state === 'completed' && r.outcome.status)).toEqual(['fixed']);
+
+    const ignoredFile = join(dir, 'resolved.json');
+    writeFileSync(ignoredFile, JSON.stringify(logAlertV2({ targets: [vm], condition: 'Resolved' })));
+    out.length = 0;
+    expect(await main(['alert', ignoredFile], io)).toBe(0);
+    expect(out.join('')).toContain('ignored: resolved');
+    writeFileSync(ignoredFile, '{"schemaId": "something-else"}');
+    expect(await main(['alert', ignoredFile], io)).toBe(65);
+  });
+});
+
 describe('Azure limits', () => {
   it('absorbs injected 429 and 503 from ARM without failing a job', async () => {
     const vm = addVm('stale-binding');
