@@ -3,7 +3,7 @@
  * the alert's window with the real @azure/monitor-query-logs client and reads `_ResourceId`.
  */
 import type { TokenCredential } from '@azure/identity';
-import { LogsQueryClient, type LogsTable } from '@azure/monitor-query-logs';
+import { LogsQueryClient, LogsQueryResultStatus, type LogsTable } from '@azure/monitor-query-logs';
 import { eventQuery } from '../alerts/event-query.js';
 import type { AlertWindow, WorkspaceTarget } from '../alerts/classify.js';
 import type { PipelinePolicy } from './pacing.js';
@@ -43,8 +43,8 @@ export class MonitorLogsGateway implements LogsGateway {
     const result = workspace.workspaceId
       ? await this.client.queryWorkspace(workspace.workspaceId, eventQuery(), timespan)
       : await this.client.queryResource(workspace.resourceId, eventQuery(), timespan);
-    const tables = result.status === 'Success' ? result.tables : result.partialTables;
-    const partialError = result.status === 'Success' ? null : `${result.partialError.code ?? 'PartialError'}: ${result.partialError.message}`;
+    const tables = result.status === LogsQueryResultStatus.Success ? result.tables : result.partialTables;
+    const partialError = result.status === LogsQueryResultStatus.Success ? null : `${result.partialError.code ?? 'PartialError'}: ${result.partialError.message}`;
     return { resourceIds: affectedResourceIds(tables, computers), partialError };
   }
 }

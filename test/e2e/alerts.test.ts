@@ -2,6 +2,9 @@
  * Alerts in, exactly one remediation per affected VM out: the real webhook handler, the alert
  * and remediation queue workers on Azurite, the real SDKs against the emulator.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RemediationRecord } from '../../src/core/outcome.js';
 import { scenarioVm, type Scenario } from '../../emulator/fleet.js';
@@ -171,9 +174,6 @@ describe('workspace-targeted log alerts', () => {
 describe('rdp-remediator alert (CLI)', () => {
   it('prints the decision per target, as the webhook would, and writes nothing with --dry-run', async () => {
     const { main } = await import('../../src/cli/main.js');
-    const { writeFileSync, mkdtempSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
     const vm = addVm('tls12-disabled');
     const dir = mkdtempSync(join(tmpdir(), 'alert-cli-'));
     const storage = `/subscriptions/${SUB}/resourceGroups/rg-alerts/providers/Microsoft.Storage/storageAccounts/sa2`;
