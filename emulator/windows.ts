@@ -433,7 +433,7 @@ function joinPath(parent: string, child: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Actions, step for step as scripts/lib/Logic.ps1 does them
+// Actions, step for step as scripts/lib/Actions.ps1 does them
 
 interface FixContext {
   readonly now: Date;

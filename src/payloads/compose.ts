@@ -1,7 +1,9 @@
 /**
  * Builds the Run Command input for a payload. A payload is an entry script
  * (scripts/<kind>.ps1: marker, param() block, an include line, then its main) with the
- * libraries spliced in at the include line: the Windows access layer and the logic.
+ * libraries spliced in at the include line: the Windows access layer and the logic, each
+ * split into a read part that both payloads carry and a write part that only the fix
+ * payload carries. The probe therefore holds no code that could change a VM, and is smaller.
  * Tests splice a Windows double in place of the access layer.
  *
  * Values never enter the script text: they travel as Run Command parameters, validated
@@ -16,8 +18,15 @@ import { packageRoot } from '../util/package-root.js';
 /** The line in an entry script that the libraries replace. */
 export const INCLUDE_LINE = '#include-libraries';
 
-/** Libraries in the order they are spliced in. Tests may replace the access layer. */
-export const DEFAULT_LIBRARIES = ['lib/Access.ps1', 'lib/Logic.ps1'] as const;
+/**
+ * Libraries per payload kind, relative to scripts/, in the order they are spliced in: the
+ * read access layer, then the write access layer (fix only), then the facts, then the
+ * actions (fix only). Tests may replace the access layer through `ComposeOptions.libraries`.
+ */
+export const DEFAULT_LIBRARIES: Readonly<Record<PayloadKind, readonly string[]>> = Object.freeze({
+  probe: Object.freeze(['lib/Access.Read.ps1', 'lib/Facts.ps1']),
+  fix: Object.freeze(['lib/Access.Read.ps1', 'lib/Access.Write.ps1', 'lib/Facts.ps1', 'lib/Actions.ps1']),
+});
 
 export interface RunCommandPayload {
   readonly commandId: 'RunPowerShellScript';
@@ -30,12 +39,15 @@ export type PayloadRequest =
   | { readonly kind: 'fix'; readonly parameters: FixParameters };
 
 export interface ComposeOptions {
-  /** Library files relative to scripts/, in splice order. */
+  /** Library files relative to scripts/, in splice order, instead of `DEFAULT_LIBRARIES[kind]`. */
   readonly libraries?: readonly string[];
   readonly scriptsDir?: string;
+  /** Splice the libraries in verbatim, comments and blank lines included (to read a composed payload). */
+  readonly keepComments?: boolean;
 }
 
 const scriptCache = new Map<string, string>();
+const strippedCache = new Map<string, string>();
 
 function readScript(scriptsDir: string, relative: string): string {
   const path = join(scriptsDir, relative);
@@ -47,11 +59,44 @@ function readScript(scriptsDir: string, relative: string): string {
   return text;
 }
 
+/** A library as it is spliced in; stripped once per file, not per payload. */
+function readLibrary(scriptsDir: string, relative: string, keepComments: boolean): string {
+  const text = readScript(scriptsDir, relative).trimEnd();
+  if (keepComments) return text;
+  const path = join(scriptsDir, relative);
+  let stripped = strippedCache.get(path);
+  if (stripped === undefined) {
+    stripped = stripCommentLines(text);
+    strippedCache.set(path, stripped);
+  }
+  return stripped;
+}
+
+/**
+ * A library without its whole-line comments and blank lines. They stay in scripts/lib for
+ * readers; the VM has no use for them, and they are about a fifth of every Run Command
+ * request. A library with a block comment or a here-string, where such a line could be
+ * data, is left as it is. (A test checks that stripping changes no code and no string.)
+ */
+export function stripCommentLines(text: string): string {
+  if (/<#|@['"][ \t]*$/m.test(text)) return text;
+  return text
+    .split('\n')
+    .filter((line) => {
+      const trimmed = line.trim();
+      return trimmed !== '' && !trimmed.startsWith('#');
+    })
+    .join('\n');
+}
+
 export function scriptsDirectory(): string {
   return join(packageRoot(), 'scripts');
 }
 
-/** The full script text of a payload, libraries spliced in. */
+/**
+ * The full script text of a payload, libraries spliced in (without their comment lines unless
+ * `keepComments`). The entry script is kept verbatim: its first line is the payload marker.
+ */
 export function composeScript(kind: PayloadKind, options: ComposeOptions = {}): string {
   const scriptsDir = options.scriptsDir ?? scriptsDirectory();
   const entry = readScript(scriptsDir, `${kind}.ps1`);
@@ -61,7 +106,7 @@ export function composeScript(kind: PayloadKind, options: ComposeOptions = {}): 
   const lines = entry.split('\n');
   const at = lines.findIndex((line) => line.trim() === INCLUDE_LINE);
   if (at < 0) throw new PayloadCompositionError(`scripts/${kind}.ps1 has no "${INCLUDE_LINE}" line`, { kind });
-  const libraries = (options.libraries ?? DEFAULT_LIBRARIES).map((lib) => readScript(scriptsDir, lib).trimEnd());
+  const libraries = (options.libraries ?? DEFAULT_LIBRARIES[kind]).map((lib) => readLibrary(scriptsDir, lib, options.keepComments === true));
   return [...lines.slice(0, at), ...libraries, ...lines.slice(at + 1)].join('\n');
 }
 

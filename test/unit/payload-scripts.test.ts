@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION_IDS } from '../../src/contract/actions.js';
 import { FixResultSchema, ProbeResultSchema, RESULT_LINE_MAX_BYTES } from '../../src/contract/results.js';
 import { PAYLOAD_MARKER, type PayloadKind } from '../../src/contract/parameters.js';
-import { composeScript, INCLUDE_LINE, scriptsDirectory } from '../../src/payloads/compose.js';
+import { composeScript, DEFAULT_LIBRARIES, INCLUDE_LINE, scriptsDirectory, stripCommentLines } from '../../src/payloads/compose.js';
 import {
   codeOnly,
   commandInvocations,
@@ -50,6 +50,15 @@ const files: Source[] = listPs1(scriptsDir)
 const composed: Source[] = PAYLOAD_KINDS.map((kind) => ({ name: `composed ${kind}`, text: composeScript(kind), path: '' }));
 const sources: Source[] = [...files, ...composed];
 
+/** The libraries, as scripts/lib names. */
+const ACCESS_READ = 'scripts/lib/Access.Read.ps1';
+const ACCESS_WRITE = 'scripts/lib/Access.Write.ps1';
+const FACTS = 'scripts/lib/Facts.ps1';
+const ACTIONS = 'scripts/lib/Actions.ps1';
+const LIBRARIES = [ACCESS_READ, ACCESS_WRITE, FACTS, ACTIONS] as const;
+/** Each library as the composer splices it in by default, and verbatim; parsed for the stripping check. */
+const spliced = LIBRARIES.map((name) => ({ name, verbatim: fileText(name), stripped: stripCommentLines(fileText(name).replace(/\r\n/g, '\n').trimEnd()) }));
+
 function fileText(name: string): string {
   const source = files.find((candidate) => candidate.name === name);
   if (!source) throw new Error(`${name} not found under scripts/`);
@@ -77,6 +86,7 @@ let tempDir = '';
 
 beforeAll(async () => {
   for (const source of sources) trees.set(source.name, await parsePowerShell(source.text));
+  for (const library of spliced) trees.set(`${library.name} (stripped)`, await parsePowerShell(library.stripped));
 });
 
 afterAll(() => {
@@ -84,9 +94,29 @@ afterAll(() => {
 });
 
 describe('payload scripts parse', () => {
-  it('finds the entry scripts and both libraries', () => {
+  it('finds the entry scripts and the four libraries, and composes each payload from its own', () => {
     const names = files.map((source) => source.name);
-    expect(names).toEqual(expect.arrayContaining(['scripts/probe.ps1', 'scripts/fix.ps1', 'scripts/lib/Access.ps1', 'scripts/lib/Logic.ps1']));
+    expect(names).toEqual(expect.arrayContaining(['scripts/probe.ps1', 'scripts/fix.ps1', ...LIBRARIES]));
+    expect(names.filter((name) => name.startsWith('scripts/lib/')).sort()).toEqual([...LIBRARIES].sort());
+    expect(DEFAULT_LIBRARIES.probe.map((lib) => `scripts/${lib}`)).toEqual([ACCESS_READ, FACTS]);
+    expect(DEFAULT_LIBRARIES.fix.map((lib) => `scripts/${lib}`)).toEqual([ACCESS_READ, ACCESS_WRITE, FACTS, ACTIONS]);
+  });
+
+  it.each(PAYLOAD_KINDS)('composed %s parses with tree-sitter-powershell, with and without library comments', async (kind) => {
+    expect(firstSyntaxProblem(tree(`composed ${kind}`))).toBeNull();
+    expect(firstSyntaxProblem(await parsePowerShell(composeScript(kind, { keepComments: true })))).toBeNull();
+  });
+
+  it.each(LIBRARIES)('leaving out the comment lines of %s changes no code and no string', (name) => {
+    const library = spliced.find((candidate) => candidate.name === name)!;
+    const stripped = tree(`${name} (stripped)`);
+    const original = tree(name);
+    expect(firstSyntaxProblem(stripped)).toBeNull();
+    expect(library.stripped.length).toBeLessThan(library.verbatim.length);
+    const tokens = (source: Tree): string[] => codeOnly(source).split(/\s+/).filter((token) => token !== '');
+    expect(tokens(stripped)).toEqual(tokens(original));
+    expect(stringLiterals(stripped).map((node) => node.text)).toEqual(stringLiterals(original).map((node) => node.text));
+    expect(nodesOfType(stripped.rootNode, 'comment')).toEqual([]);
   });
 
   it.each(sources.map((source) => source.name))('%s has no syntax error (tree-sitter-powershell)', (name) => {
@@ -227,8 +257,12 @@ describe('static safety checks', () => {
 });
 
 describe('libraries', () => {
-  const accessFunctions = (): FunctionInfo[] => functionDefinitions(tree('scripts/lib/Access.ps1'));
-  const logicFunctions = (): FunctionInfo[] => functionDefinitions(tree('scripts/lib/Logic.ps1'));
+  const definedIn = (...names: string[]): FunctionInfo[] => names.flatMap((name) => functionDefinitions(tree(name)));
+  const accessFunctions = (): FunctionInfo[] => definedIn(ACCESS_READ, ACCESS_WRITE);
+  const logicFunctions = (): FunctionInfo[] => definedIn(FACTS, ACTIONS);
+  const lowerNames = (functions: readonly FunctionInfo[]): Set<string> => new Set(functions.map((fn) => fn.name.toLowerCase()));
+  /** The Rr functions a file calls (lower case), whoever defines them. */
+  const rrCalls = (name: string): string[] => [...new Set(commandInvocations(tree(name)).map((command) => command.name.toLowerCase()).filter((command) => /-rr[a-z]/.test(command)))];
   /** Plumbing of the access layer that a test double need not provide. */
   const ACCESS_INTERNALS = new Set(['get-rrhklmbasekey', 'get-rrregistrysubkeyname', 'invoke-rrnativecommand']);
   /** Cmdlets that only compute: the logic may call them, the double has no need to. */
@@ -241,14 +275,92 @@ describe('libraries', () => {
     expect(lower.filter((name, index) => lower.indexOf(name) !== index)).toEqual([]);
   });
 
-  it('keep Windows calls in Access.ps1: Logic.ps1 calls only its own and the public access functions', () => {
-    const known = new Set([...accessFunctions(), ...logicFunctions()].map((fn) => fn.name.toLowerCase()));
-    const offenders = commandInvocations(tree('scripts/lib/Logic.ps1'))
+  it.each([FACTS, ACTIONS])('keep Windows calls in Access.*.ps1: %s calls only logic and the public access functions', (name) => {
+    const known = lowerNames([...accessFunctions(), ...logicFunctions()]);
+    const offenders = commandInvocations(tree(name))
       .map((command) => command.name.toLowerCase())
-      .filter((name) => ACCESS_INTERNALS.has(name) || !(known.has(name) || PURE_CMDLETS.has(name)));
+      .filter((command) => ACCESS_INTERNALS.has(command) || !(known.has(command) || PURE_CMDLETS.has(command)));
     expect(offenders).toEqual([]);
-    const code = codeOnly(tree('scripts/lib/Logic.ps1'));
+    const code = codeOnly(tree(name));
     expect(code).not.toMatch(/\[(System\.)?(IO\.|Environment\]|Diagnostics\.|Net\.|Management\.|ServiceProcess\.|Security\.Cryptography)|Microsoft\.Win32|\bGet-Date\b|\bicacls\b|\breg\.exe\b/i);
+  });
+
+  it('calls from each library reach only functions its payloads carry', () => {
+    const problems: string[] = [];
+    const check = (name: string, allowedFrom: readonly string[]): void => {
+      const allowed = lowerNames(definedIn(...allowedFrom));
+      for (const call of rrCalls(name)) if (!allowed.has(call)) problems.push(`${name} calls ${call}, defined in none of ${allowedFrom.join(', ')}`);
+    };
+    // The probe carries Access.Read.ps1 and Facts.ps1 only.
+    check(ACCESS_READ, [ACCESS_READ]);
+    check(FACTS, [ACCESS_READ, FACTS]);
+    check(ACCESS_WRITE, [ACCESS_READ, ACCESS_WRITE]);
+    check(ACTIONS, [ACCESS_READ, ACCESS_WRITE, FACTS, ACTIONS]);
+    check('scripts/probe.ps1', DEFAULT_LIBRARIES.probe.map((lib) => `scripts/${lib}`));
+    check('scripts/fix.ps1', DEFAULT_LIBRARIES.fix.map((lib) => `scripts/${lib}`));
+    expect(problems).toEqual([]);
+  });
+
+  it('put only reads in Access.Read.ps1: nothing there changes the VM or writes a file', () => {
+    const read = tree(ACCESS_READ);
+    // Cmdlets: reads and pure helpers only.
+    const cmdlets = commandInvocations(read)
+      .map((command) => command.name)
+      .filter((name) => !/-Rr[A-Z]/.test(name) && !name.startsWith('$'));
+    const readOnly = /^(Get-[A-Za-z]+|Test-[A-Za-z]+|Select-Object|Where-Object|Sort-Object|New-Object|Write-Verbose|Start-Sleep)$/;
+    expect(cmdlets.filter((name) => !readOnly.test(name))).toEqual([]);
+    // .NET: no writable registry key, no write or delete of any kind.
+    const code = codeOnly(read);
+    expect(code).not.toMatch(/\.(CreateSubKey|DeleteValue|DeleteSubKey|DeleteSubKeyTree|SetValue|SetAccessControl|SetSecurityDescriptorSddlForm|Stop|Start|Delete|MoveTo|CopyTo)\s*\(/i);
+    expect(code).not.toMatch(/OpenSubKey\([^)]*\$true/i);
+    expect(code).not.toMatch(/\[(System\.)?IO\.(File|Directory)\]::(Write|Append|Create|Delete|Move|Copy|Set)/i);
+    // The one native program it runs is netstat; reg.exe and icacls write (reg export writes a file).
+    const programs = commandInvocations(read)
+      .filter((command) => command.name === 'Invoke-RrNativeCommand')
+      .map((command) => command.node.text.match(/-FilePath\s+'([^']+)'/i)?.[1] ?? command.node.text);
+    expect(programs).toEqual(['netstat.exe']);
+    for (const literal of stringLiterals(read)) expect(stringValue(literal)).not.toMatch(/^(icacls|reg)(\.exe)?$/i);
+  });
+
+  it('keep in Access.Write.ps1 only what changes state or writes a file', () => {
+    const writes = definedIn(ACCESS_WRITE).map((fn) => fn.name);
+    expect(writes.sort()).toEqual(
+      [
+        'Set-RrRegistryValue',
+        'Remove-RrRegistryValue',
+        'Export-RrRegistryKey',
+        'Remove-RrCertificate',
+        'Export-RrCertificate',
+        'Set-RrSddl',
+        'Invoke-RrIcaclsSave',
+        'Invoke-RrIcaclsGrant',
+        'Invoke-RrIcaclsSetOwner',
+        'Restart-RrService',
+        'Start-RrService',
+        'New-RrDirectory',
+        'Write-RrTextFile',
+      ].sort(),
+    );
+    // The plumbing both halves need lives in the read half, once.
+    for (const internal of ACCESS_INTERNALS) expect(lowerNames(definedIn(ACCESS_READ)).has(internal), internal).toBe(true);
+  });
+
+  it('compose a probe that defines and calls nothing from Access.Write.ps1 or Actions.ps1 (tree-sitter command scan)', () => {
+    const forbidden = lowerNames(definedIn(ACCESS_WRITE, ACTIONS));
+    expect(forbidden.size).toBeGreaterThan(10);
+    const probe = tree('composed probe');
+    const defined = functionDefinitions(probe).map((fn) => fn.name);
+    expect(defined.filter((name) => forbidden.has(name.toLowerCase()))).toEqual([]);
+    const called = commandInvocations(probe).map((command) => command.name);
+    expect(called.filter((name) => forbidden.has(name.toLowerCase()))).toEqual([]);
+    // Nor any cmdlet that changes state, and no function name reached some other way.
+    expect(called.filter((name) => /^(Set|Remove|New-Item|Export|Restart|Start-Service|Stop|Rename|Move|Copy|Clear|Add|Install|Uninstall|Enable|Disable|Register|Unregister|Out-File)\b/i.test(name) && name !== 'Set-StrictMode')).toEqual([]);
+    const code = codeOnly(probe);
+    for (const name of forbidden) expect(code.toLowerCase()).not.toContain(name);
+    expect(defined).toEqual(expect.arrayContaining(['Invoke-RrProbe', 'ConvertTo-RrResultLine', 'Get-RrRegistryValue']));
+    // The fix payload still carries everything.
+    const fixDefined = lowerNames(functionDefinitions(tree('composed fix')));
+    for (const name of forbidden) expect(fixDefined.has(name), name).toBe(true);
   });
 
   it('call every Rr function by its declared parameter names, none positional', () => {
@@ -328,32 +440,36 @@ describe('libraries', () => {
   });
 
   it('hold the same action allow-list as src/contract/actions.ts, and dispatch every id', () => {
-    const logic = fileText('scripts/lib/Logic.ps1');
+    const logic = fileText(ACTIONS);
     const listed = /\$script:RrActionIds = @\(([^)]*)\)/.exec(logic);
     expect(listed).not.toBeNull();
     const ids = [...listed![1]!.matchAll(/'([a-z0-9-]+)'/g)].map((match) => match[1]);
     expect(ids).toEqual([...ACTION_IDS]);
-    const dispatch = functionDefinitions(tree('scripts/lib/Logic.ps1')).find((fn) => fn.name === 'Invoke-RrAction');
+    const dispatch = functionDefinitions(tree(ACTIONS)).find((fn) => fn.name === 'Invoke-RrAction');
     expect(dispatch).toBeDefined();
     for (const id of ACTION_IDS) expect(dispatch!.node.text).toContain(`'${id}' {`);
   });
 
-  it('run icacls and reg.exe from Access.ps1 only, with arguments as separate strings', () => {
-    for (const name of ['scripts/lib/Logic.ps1', 'scripts/probe.ps1', 'scripts/fix.ps1']) {
+  it('run icacls and reg.exe from Access.*.ps1 only, with arguments as separate strings', () => {
+    for (const name of [FACTS, ACTIONS, 'scripts/probe.ps1', 'scripts/fix.ps1']) {
       expect(codeOnly(tree(name))).not.toMatch(/\b(icacls|reg|cmd|netstat)(\.exe)?\b/i);
+      for (const literal of stringLiterals(tree(name))) expect(stringValue(literal), name).not.toMatch(/^(icacls|reg|cmd|netstat)(\.exe)?$/i);
     }
-    const access = tree('scripts/lib/Access.ps1');
-    // No command line is ever assembled as one string for a shell.
-    expect(codeOnly(access)).not.toMatch(/\b(Invoke-Expression|iex|Start-Process|cmd(\.exe)?)\b/i);
-    const natives = commandInvocations(access).filter((command) => command.name.startsWith('$'));
-    expect(natives.map((command) => command.node.text)).toEqual(['& $command @ArgumentList 2>&1']);
+    for (const name of [ACCESS_READ, ACCESS_WRITE]) {
+      // No command line is ever assembled as one string for a shell.
+      expect(codeOnly(tree(name)), name).not.toMatch(/\b(Invoke-Expression|iex|Start-Process|cmd(\.exe)?)\b/i);
+    }
+    // Programs run through the one helper in the read half; the write half calls it.
+    const natives = (name: string): string[] => commandInvocations(tree(name)).filter((command) => command.name.startsWith('$')).map((command) => command.node.text);
+    expect(natives(ACCESS_READ)).toEqual(['& $command @ArgumentList 2>&1']);
+    expect(natives(ACCESS_WRITE)).toEqual([]);
   });
 
   it('never delete certificates outside the Remote Desktop store', () => {
-    const remove = functionDefinitions(tree('scripts/lib/Access.ps1')).find((fn) => fn.name === 'Remove-RrCertificate');
+    const remove = functionDefinitions(tree(ACCESS_WRITE)).find((fn) => fn.name === 'Remove-RrCertificate');
     expect(remove).toBeDefined();
     expect(remove!.node.text).toContain("[ValidateSet('Remote Desktop')]");
-    expect(codeOnly(tree('scripts/lib/Access.ps1'))).not.toMatch(/-DeleteKey/i);
+    for (const name of [ACCESS_READ, ACCESS_WRITE]) expect(codeOnly(tree(name)), name).not.toMatch(/-DeleteKey/i);
   });
 });
 
@@ -375,7 +491,7 @@ describe('admin docs', () => {
   it('documents every action, with the backup file names the logic writes', () => {
     const doc = readFileSync(join(scriptsDir, 'docs', 'fix.md'), 'utf8');
     for (const id of ACTION_IDS) expect(doc).toContain(`### ${id}`);
-    const logic = fileText('scripts/lib/Logic.ps1');
+    const logic = fileText(ACTIONS);
     const backupNames = [...logic.matchAll(/-FileName '([^']+)'/g)].map((match) => match[1] ?? '');
     expect(backupNames.length).toBeGreaterThan(0);
     for (const name of backupNames) expect(doc).toContain(name);

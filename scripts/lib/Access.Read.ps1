@@ -1,9 +1,13 @@
 # ---------------------------------------------------------------------------------------
-# lib/Access.ps1: the Windows access layer of the rdp-remediator payloads.
+# lib/Access.Read.ps1: the read half of the Windows access layer of the rdp-remediator
+# payloads. Both payloads carry it; the probe carries nothing else of the access layer.
 #
 # Every call that reaches Windows (registry, certificate store, ACLs, icacls, reg.exe,
-# services, WMI/CIM, network, file system, clock) is made by one small function here and
-# nowhere else. Tests put a double with the same function names in this file's place and
+# services, WMI/CIM, network, file system, clock) is made by one small function in
+# lib/Access.Read.ps1 or lib/Access.Write.ps1 and nowhere else. The functions here only
+# read: none of them changes the VM or writes a file. Whatever changes state or writes a
+# file is in lib/Access.Write.ps1, which only the fix payload carries.
+# Tests put a double with the same function names in the place of these files and
 # serve a machine state from JSON, so these functions decide nothing: plain parameters in,
 # plain values or PSCustomObjects out, nothing else on the success stream.
 #
@@ -109,69 +113,6 @@ function Test-RrRegistryKey {
     }
 }
 
-function Set-RrRegistryValue {
-    param(
-        [string]$Path,
-        [string]$Name,
-        [object]$Value,
-        [ValidateSet('DWord', 'String')]
-        [string]$Kind = 'DWord'
-    )
-    $subKeyName = Get-RrRegistrySubKeyName -Path $Path
-    if ($Kind -eq 'DWord') {
-        $Value = [int]$Value
-    }
-    else {
-        $Value = [string]$Value
-    }
-    $base = Get-RrHklmBaseKey
-    try {
-        # CreateSubKey opens the key writable and creates it (and missing parents) when absent.
-        $key = $base.CreateSubKey($subKeyName)
-        try {
-            $key.SetValue($Name, $Value, [Microsoft.Win32.RegistryValueKind]$Kind)
-        }
-        finally {
-            $key.Close()
-        }
-    }
-    finally {
-        $base.Close()
-    }
-}
-
-function Remove-RrRegistryValue {
-    param(
-        [string]$Path,
-        [string]$Name
-    )
-    $subKeyName = Get-RrRegistrySubKeyName -Path $Path
-    $base = Get-RrHklmBaseKey
-    try {
-        $key = $base.OpenSubKey($subKeyName, $true)
-        if ($null -eq $key) {
-            return
-        }
-        try {
-            $key.DeleteValue($Name, $false)
-        }
-        finally {
-            $key.Close()
-        }
-    }
-    finally {
-        $base.Close()
-    }
-}
-
-function Export-RrRegistryKey {
-    param(
-        [string]$Path,
-        [string]$File
-    )
-    return Invoke-RrNativeCommand -FilePath 'reg.exe' -ArgumentList @('export', $Path, $File, '/y', '/reg:64')
-}
-
 # --- Certificates --------------------------------------------------------------------------
 
 function Get-RrCertificate {
@@ -198,78 +139,11 @@ function Get-RrCertificate {
     }
 }
 
-function Remove-RrCertificate {
-    param(
-        # Certificates elsewhere (LocalMachine\My above all) belong to other services: this
-        # layer refuses them even if the logic asked.
-        [ValidateSet('Remote Desktop')]
-        [string]$StoreName,
-        [ValidatePattern('^[0-9A-Fa-f]{40}$')]
-        [string]$Thumbprint
-    )
-    # Without -DeleteKey: only the certificate goes, never a key in MachineKeys.
-    Remove-Item -LiteralPath ('Cert:\LocalMachine\' + $StoreName + '\' + $Thumbprint)
-}
-
-function Export-RrCertificate {
-    param(
-        [string]$StoreName,
-        [ValidatePattern('^[0-9A-Fa-f]{40}$')]
-        [string]$Thumbprint,
-        [string]$File
-    )
-    $certificate = Get-Item -LiteralPath ('Cert:\LocalMachine\' + $StoreName + '\' + $Thumbprint)
-    Export-Certificate -Cert $certificate -FilePath $File -Type CERT | Out-Null
-}
-
 # --- ACLs ----------------------------------------------------------------------------------
 
 function Get-RrSddl {
     param([string]$Path)
     return [string](Get-Acl -LiteralPath $Path).Sddl
-}
-
-function Set-RrSddl {
-    param(
-        [string]$Path,
-        [string]$Sddl
-    )
-    # A fresh security object holding only the DACL: Set-Acl then writes the DACL alone and
-    # leaves owner and group as they are (writing even an unchanged owner needs WRITE_OWNER).
-    if (Test-Path -LiteralPath $Path -PathType Container) {
-        $security = New-Object System.Security.AccessControl.DirectorySecurity
-    }
-    else {
-        $security = New-Object System.Security.AccessControl.FileSecurity
-    }
-    $security.SetSecurityDescriptorSddlForm($Sddl, [System.Security.AccessControl.AccessControlSections]::Access)
-    Set-Acl -LiteralPath $Path -AclObject $security
-}
-
-function Invoke-RrIcaclsSave {
-    param(
-        [string]$Path,
-        [string]$File
-    )
-    return Invoke-RrNativeCommand -FilePath 'icacls.exe' -ArgumentList @($Path, '/save', $File, '/t', '/c')
-}
-
-function Invoke-RrIcaclsGrant {
-    param(
-        [string]$Path,
-        # Each entry is '*<SID>:(<rights>)', one argument each.
-        [string[]]$Grant
-    )
-    return Invoke-RrNativeCommand -FilePath 'icacls.exe' -ArgumentList (@($Path, '/grant') + $Grant)
-}
-
-function Invoke-RrIcaclsSetOwner {
-    param(
-        [string]$Path,
-        # '*<SID>'
-        [string]$Owner
-    )
-    return Invoke-RrNativeCommand -FilePath 'icacls.exe' -ArgumentList @($Path, '/setowner', $Owner)
 }
 
 # --- Services ------------------------------------------------------------------------------
@@ -281,38 +155,6 @@ function Get-RrServiceStatus {
         return $null
     }
     return [string]$service.Status
-}
-
-function Restart-RrService {
-    param(
-        [string]$Name,
-        # Also stop the services that depend on this one (they are not started again).
-        [switch]$Force
-    )
-    # ServiceController rather than Restart-Service: Restart-Service waits without a limit
-    # for a service that hangs in StartPending. The stop waits at most 30 s; the start does
-    # not wait at all, the caller polls Get-RrServiceStatus with its own limit.
-    $service = Get-Service -Name $Name
-    if ($service.Status -ne 'Stopped') {
-        $runningDependants = @($service.DependentServices | Where-Object { $_.Status -ne 'Stopped' })
-        if ($runningDependants.Count -gt 0 -and -not $Force) {
-            throw "Service $Name has running dependent services; restarting it needs -Force"
-        }
-        if ($service.Status -ne 'StopPending') {
-            # ServiceController.Stop stops the dependent services first.
-            $service.Stop()
-        }
-        $service.WaitForStatus('Stopped', (New-TimeSpan -Seconds 30))
-    }
-    $service.Start()
-}
-
-function Start-RrService {
-    param([string]$Name)
-    $service = Get-Service -Name $Name
-    if ($service.Status -eq 'Stopped') {
-        $service.Start()
-    }
 }
 
 # --- WMI / CIM -----------------------------------------------------------------------------
@@ -404,20 +246,6 @@ function Get-RrProgramDataPath {
 function Test-RrPath {
     param([string]$Path)
     return [bool](Test-Path -LiteralPath $Path)
-}
-
-function New-RrDirectory {
-    param([string]$Path)
-    New-Item -ItemType Directory -Path $Path -Force | Out-Null
-}
-
-function Write-RrTextFile {
-    param(
-        [string]$Path,
-        [string]$Text
-    )
-    # UTF-8 without a byte order mark, which every JSON reader accepts.
-    [System.IO.File]::WriteAllText($Path, $Text, (New-Object System.Text.UTF8Encoding -ArgumentList $false))
 }
 
 # --- Time ----------------------------------------------------------------------------------

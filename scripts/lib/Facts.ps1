@@ -1,0 +1,809 @@
+# ---------------------------------------------------------------------------------------
+# lib/Facts.ps1: what the rdp-remediator payloads know and report. Both payloads carry it.
+#
+# Shared constants and helpers, SDDL evaluation, the facts, the probe driver and the result
+# line, as docs/payload-contract.md describes them. Windows is reached only through the
+# functions of lib/Access.Read.ps1: nothing here changes the VM, so the probe payload,
+# which is lib/Access.Read.ps1 and this file, holds no code that could. The actions and the
+# fix driver are in lib/Actions.ps1, which only the fix payload carries.
+# Windows PowerShell 5.1 syntax, Set-StrictMode -Version 3.0.
+# ---------------------------------------------------------------------------------------
+
+$script:RrTerminalServerKey = 'HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server'
+$script:RrWinStationsKey = 'HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations'
+$script:RrRdpTcpKey = 'HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp'
+$script:RrTls12ServerKey = 'HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Server'
+$script:RrTsPolicyKey = 'HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services'
+
+$script:RrRdpStoreName = 'Remote Desktop'
+$script:RrPersonalStoreName = 'My'
+$script:RrListenerName = 'RDP-Tcp'
+$script:RrBrokerFeatureName = 'RDS-Connection-Broker'
+# Certificate Template Information (v2) and Certificate Template Name (v1) extensions.
+$script:RrTemplateOids = @('1.3.6.1.4.1.311.21.7', '1.3.6.1.4.1.311.20.2')
+# The RDP listener's key container (TSSecKeySet1) as a MachineKeys file name, before the MachineGuid.
+$script:RrKeyFilePrefix = 'f686aace6942fb7f7ceb231212eef4a4_'
+
+# Run Command keeps the last 4,096 bytes of stdout, and the console ends the line with CRLF.
+$script:RrResultLineMaxBytes = 4096 - 2
+$script:RrMessageMaxLength = 400
+
+# Access rights by value, so that '0x1f01ff' and 'FA' compare equal.
+$script:RrFileAllAccess = [int64]0x1F01FF
+$script:RrFileGenericRead = [int64]0x120089
+$script:RrFileGenericWrite = [int64]0x120116
+$script:RrFileGenericExecute = [int64]0x1200A0
+$script:RrMachineKeysEveryoneMask = [int64]0x12019F
+$script:RrSddlRightCodes = @{
+    'FA' = [int64]0x1F01FF; 'FR' = [int64]0x120089; 'FW' = [int64]0x120116; 'FX' = [int64]0x1200A0
+    'GA' = [int64]0x1F01FF; 'GR' = [int64]0x120089; 'GW' = [int64]0x120116; 'GX' = [int64]0x1200A0
+    'RC' = [int64]0x20000; 'SD' = [int64]0x10000; 'WD' = [int64]0x40000; 'WO' = [int64]0x80000
+    'CC' = [int64]0x1; 'DC' = [int64]0x2; 'LC' = [int64]0x4; 'SW' = [int64]0x8; 'RP' = [int64]0x10
+    'WP' = [int64]0x20; 'DT' = [int64]0x40; 'LO' = [int64]0x80; 'CR' = [int64]0x100
+}
+$script:RrSidAbbreviations = @{
+    'S-1-5-18' = 'SY'; 'S-1-5-20' = 'NS'; 'S-1-5-32-544' = 'BA'; 'S-1-1-0' = 'WD'
+}
+
+# ==== Small helpers ========================================================================
+
+function Get-RrPropertyValue {
+    param(
+        [object]$InputObject,
+        [string]$Name
+    )
+    # Strict mode forbids reading a property that is not there; doubles may omit some.
+    if ($null -eq $InputObject) {
+        return $null
+    }
+    if ($InputObject -is [System.Collections.IDictionary]) {
+        if ($InputObject.Contains($Name)) {
+            return $InputObject[$Name]
+        }
+        return $null
+    }
+    $property = $InputObject.PSObject.Properties[$Name]
+    if ($null -eq $property) {
+        return $null
+    }
+    return $property.Value
+}
+
+function ConvertTo-RrNullableInt {
+    param([object]$Value)
+    if ($null -eq $Value) {
+        return $null
+    }
+    $number = [int64]0
+    if ([int64]::TryParse([string]$Value, [System.Globalization.NumberStyles]::Integer, [System.Globalization.CultureInfo]::InvariantCulture, [ref]$number)) {
+        return $number
+    }
+    return $null
+}
+
+function ConvertTo-RrUtc {
+    param([datetime]$Date)
+    if ($Date.Kind -eq [System.DateTimeKind]::Utc) {
+        return $Date
+    }
+    return $Date.ToUniversalTime()
+}
+
+function Format-RrDate {
+    param([datetime]$Date)
+    return (ConvertTo-RrUtc -Date $Date).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
+}
+
+function ConvertTo-RrHex {
+    param([object]$Value)
+    if ($null -eq $Value) {
+        return $null
+    }
+    if ($Value -is [string]) {
+        return ($Value -replace '[^0-9A-Fa-f]', '').ToUpperInvariant()
+    }
+    $hex = New-Object System.Text.StringBuilder
+    foreach ($byte in @($Value)) {
+        [void]$hex.Append(([int]$byte).ToString('X2', [System.Globalization.CultureInfo]::InvariantCulture))
+    }
+    return $hex.ToString()
+}
+
+function Limit-RrText {
+    param(
+        [string]$Text,
+        [int]$MaxLength
+    )
+    if ($null -eq $Text -or $Text.Length -le $MaxLength) {
+        return $Text
+    }
+    return $Text.Substring(0, [Math]::Max(0, $MaxLength - 3)) + '...'
+}
+
+function Join-RrPath {
+    param(
+        [string]$Parent,
+        [string]$Child
+    )
+    # Plain string work: Join-Path asks a provider, which a test double has no need of.
+    return $Parent.TrimEnd('\') + '\' + $Child
+}
+
+# ==== SDDL evaluation (pure string functions) ==============================================
+
+function ConvertTo-RrAccessMask {
+    param([string]$Rights)
+    if ($Rights -match '^0[xX][0-9A-Fa-f]+$') {
+        $mask = [Convert]::ToInt64($Rights.Substring(2), 16)
+    }
+    elseif ($Rights -match '^[0-9]+$') {
+        $mask = [int64]$Rights
+    }
+    else {
+        $mask = [int64]0
+        for ($index = 0; $index + 1 -lt $Rights.Length; $index += 2) {
+            $code = $Rights.Substring($index, 2).ToUpperInvariant()
+            if ($script:RrSddlRightCodes.ContainsKey($code)) {
+                $mask = $mask -bor $script:RrSddlRightCodes[$code]
+            }
+        }
+        return $mask
+    }
+    # Generic bits in a hex mask mean the file-specific rights they map to.
+    $genericMap = @(
+        @([int64]0x10000000, $script:RrFileAllAccess),
+        @([int64]0x20000000, $script:RrFileGenericExecute),
+        @([int64]0x40000000, $script:RrFileGenericWrite),
+        @([int64]2147483648, $script:RrFileGenericRead)
+    )
+    foreach ($pair in $genericMap) {
+        if (($mask -band $pair[0]) -ne 0) {
+            $mask = ($mask -bxor $pair[0]) -bor $pair[1]
+        }
+    }
+    return $mask
+}
+
+function ConvertTo-RrSidAbbreviation {
+    param([string]$Sid)
+    $upper = $Sid.Trim().ToUpperInvariant()
+    if ($script:RrSidAbbreviations.ContainsKey($upper)) {
+        return $script:RrSidAbbreviations[$upper]
+    }
+    return $upper
+}
+
+function Get-RrDacl {
+    param([string]$Sddl)
+    # The DACL of an SDDL string: whether there is one, its control flags, and its ACEs with
+    # the SID as an abbreviation (SY, NS, BA, WD) and the rights as a number.
+    $dacl = [pscustomobject]@{ Present = $false; Protected = $false; NullDacl = $false; Aces = @() }
+    if ([string]::IsNullOrEmpty($Sddl)) {
+        return $dacl
+    }
+    $match = [regex]::Match($Sddl, 'D:(?<flags>(?:P|AI|AR|NO_ACCESS_CONTROL)*)(?<aces>(?:\([^)]*\))*)')
+    if (-not $match.Success) {
+        return $dacl
+    }
+    $flags = $match.Groups['flags'].Value
+    $dacl.Present = $true
+    $dacl.NullDacl = $flags.Contains('NO_ACCESS_CONTROL')
+    $dacl.Protected = ($flags.Replace('NO_ACCESS_CONTROL', '') -match 'P')
+    $aces = New-Object System.Collections.Generic.List[object]
+    foreach ($aceMatch in [regex]::Matches($match.Groups['aces'].Value, '\(([^)]*)\)')) {
+        $fields = $aceMatch.Groups[1].Value.Split(';')
+        if ($fields.Length -lt 6) {
+            continue
+        }
+        $aceFlags = $fields[1].ToUpperInvariant()
+        $aces.Add([pscustomobject]@{
+                Type        = $fields[0].ToUpperInvariant()
+                Flags       = $aceFlags
+                InheritOnly = $aceFlags.Contains('IO')
+                Mask        = ConvertTo-RrAccessMask -Rights $fields[2]
+                Sid         = ConvertTo-RrSidAbbreviation -Sid $fields[5]
+            })
+    }
+    $dacl.Aces = $aces.ToArray()
+    return $dacl
+}
+
+function Test-RrDaclGrants {
+    param(
+        [object]$Dacl,
+        [string]$Sid,
+        [int64]$Required
+    )
+    # Allowed by the SID's own ACEs, and denied neither to it nor to Everyone.
+    $allowed = [int64]0
+    $denied = [int64]0
+    foreach ($ace in $Dacl.Aces) {
+        if ($ace.InheritOnly) {
+            continue
+        }
+        if ($ace.Type -eq 'A' -and $ace.Sid -eq $Sid) {
+            $allowed = $allowed -bor $ace.Mask
+        }
+        elseif ($ace.Type -eq 'D' -and ($ace.Sid -eq $Sid -or $ace.Sid -eq 'WD')) {
+            $denied = $denied -bor $ace.Mask
+        }
+    }
+    return ((($allowed -band $Required) -eq $Required) -and (($denied -band $Required) -eq 0))
+}
+
+function Test-RrKeyFileSddl {
+    param([string]$Sddl)
+    # TermService runs as NETWORK SERVICE and must read the key; SYSTEM must own it fully.
+    $dacl = Get-RrDacl -Sddl $Sddl
+    if (-not $dacl.Present) {
+        return $false
+    }
+    if ($dacl.NullDacl) {
+        return $true
+    }
+    return ((Test-RrDaclGrants -Dacl $dacl -Sid 'SY' -Required $script:RrFileAllAccess) -and
+        (Test-RrDaclGrants -Dacl $dacl -Sid 'NS' -Required $script:RrFileGenericRead))
+}
+
+function Test-RrFolderSddl {
+    param([string]$Sddl)
+    # Exactly the Windows default: protected, Everyone 0x12019f and Administrators full,
+    # both on this folder only. The owner is not part of the verdict.
+    $dacl = Get-RrDacl -Sddl $Sddl
+    if (-not $dacl.Present -or $dacl.NullDacl -or -not $dacl.Protected) {
+        return $false
+    }
+    if (@($dacl.Aces).Count -ne 2) {
+        return $false
+    }
+    $everyoneOk = $false
+    $administratorsOk = $false
+    foreach ($ace in $dacl.Aces) {
+        if ($ace.Type -ne 'A' -or $ace.Flags -ne '') {
+            return $false
+        }
+        if ($ace.Sid -eq 'WD' -and $ace.Mask -eq $script:RrMachineKeysEveryoneMask) {
+            $everyoneOk = $true
+        }
+        elseif ($ace.Sid -eq 'BA' -and $ace.Mask -eq $script:RrFileAllAccess) {
+            $administratorsOk = $true
+        }
+        else {
+            return $false
+        }
+    }
+    return ($everyoneOk -and $administratorsOk)
+}
+
+# ==== Facts ================================================================================
+
+function Read-RrTsGeneralSetting {
+    # null when WMI can't be read: the facts that need it say so with null or false.
+    try {
+        return Get-RrTsGeneralSetting -TerminalName $script:RrListenerName
+    }
+    catch {
+        Write-Verbose ('Win32_TSGeneralSetting unreadable: ' + $_.Exception.Message)
+        return $null
+    }
+}
+
+function Get-RrOsFacts {
+    $os = Get-RrOsInfo
+    $caption = [string](Get-RrPropertyValue -InputObject $os -Name 'Caption')
+    $build = [string](Get-RrPropertyValue -InputObject $os -Name 'BuildNumber')
+    return [ordered]@{ caption = $caption.Trim(); build = $build.Trim() }
+}
+
+function Test-RrTemplateCertificate {
+    param([object]$Certificate)
+    foreach ($oid in @(Get-RrPropertyValue -InputObject $Certificate -Name 'ExtensionOids')) {
+        if ($null -ne $oid -and $script:RrTemplateOids -contains [string]$oid) {
+            return $true
+        }
+    }
+    return $false
+}
+
+function Test-RrSelfSignedCertificate {
+    param([object]$Certificate)
+    return ([string]$Certificate.Subject -eq [string]$Certificate.Issuer)
+}
+
+function ConvertTo-RrCertFact {
+    param([object]$Certificate)
+    return [ordered]@{
+        thumb      = ([string]$Certificate.Thumbprint).ToUpperInvariant()
+        notAfter   = Format-RrDate -Date $Certificate.NotAfter
+        hasKey     = [bool]$Certificate.HasPrivateKey
+        selfSigned = [bool](Test-RrSelfSignedCertificate -Certificate $Certificate)
+        template   = [bool](Test-RrTemplateCertificate -Certificate $Certificate)
+    }
+}
+
+function Get-RrStoreCertificates {
+    param([string]$StoreName)
+    # Newest first; callers wrap the result in @().
+    Get-RrCertificate -StoreName $StoreName | Sort-Object -Property @{ Expression = { ConvertTo-RrUtc -Date $_.NotAfter } } -Descending
+}
+
+function Find-RrCertificate {
+    param(
+        [string]$StoreName,
+        [string]$Thumbprint
+    )
+    foreach ($certificate in @(Get-RrCertificate -StoreName $StoreName)) {
+        if (([string]$certificate.Thumbprint).ToUpperInvariant() -eq $Thumbprint.ToUpperInvariant()) {
+            return $certificate
+        }
+    }
+    return $null
+}
+
+function Get-RrBindingHashHex {
+    # The RDP-Tcp custom binding as upper-case hex; null when the value is absent.
+    $raw = Get-RrRegistryValue -Path $script:RrRdpTcpKey -Name 'SSLCertificateSHA1Hash'
+    return (ConvertTo-RrHex -Value $raw)
+}
+
+function Get-RrCertFacts {
+    param([object]$TsSetting)
+    $storeNameValue = Get-RrRegistryValue -Path $script:RrWinStationsKey -Name 'SelfSignedCertStore'
+    $storeName = $null
+    if ($null -ne $storeNameValue) {
+        $storeName = [string]$storeNameValue
+    }
+
+    $store = New-Object System.Collections.Generic.List[object]
+    foreach ($certificate in @(Get-RrStoreCertificates -StoreName $script:RrRdpStoreName)) {
+        if ($store.Count -ge 3) {
+            break
+        }
+        $store.Add((ConvertTo-RrCertFact -Certificate $certificate))
+    }
+
+    # A value that is not a SHA-1 hash cannot be reported as one; the binding action still
+    # sees it (it reads the raw value) and treats it as stale.
+    $hash = Get-RrBindingHashHex
+    if ($null -ne $hash -and $hash -cnotmatch '^[0-9A-F]{40}$') {
+        $hash = $null
+    }
+
+    $type = $null
+    $rawType = ConvertTo-RrNullableInt -Value (Get-RrPropertyValue -InputObject $TsSetting -Name 'SSLCertificateSHA1HashType')
+    if ($null -ne $rawType -and $rawType -ge 0 -and $rawType -le 3) {
+        $type = [int]$rawType
+    }
+
+    $boundCertificate = $null
+    if ($null -ne $hash) {
+        $bound = Find-RrCertificate -StoreName $script:RrPersonalStoreName -Thumbprint $hash
+        if ($null -ne $bound) {
+            $boundCertificate = ConvertTo-RrCertFact -Certificate $bound
+        }
+    }
+
+    return [ordered]@{
+        storeName = $storeName
+        store     = $store.ToArray()
+        binding   = [ordered]@{ hash = $hash; type = $type; cert = $boundCertificate }
+    }
+}
+
+function Get-RrMachineKeysFolder {
+    return (Join-RrPath -Parent (Get-RrProgramDataPath) -Child 'Microsoft\Crypto\RSA\MachineKeys')
+}
+
+function Get-RrKeyFilePath {
+    $machineGuid = Get-RrMachineGuid
+    if ([string]::IsNullOrEmpty($machineGuid)) {
+        return $null
+    }
+    return (Join-RrPath -Parent (Get-RrMachineKeysFolder) -Child ($script:RrKeyFilePrefix + $machineGuid))
+}
+
+function Read-RrSddl {
+    param([string]$Path)
+    # An unreadable ACL is itself a broken ACL (SYSTEM lacks READ_CONTROL): null, not a failure.
+    try {
+        return [string](Get-RrSddl -Path $Path)
+    }
+    catch {
+        Write-Verbose ('ACL of ' + $Path + ' unreadable: ' + $_.Exception.Message)
+        return $null
+    }
+}
+
+function Get-RrKeyFacts {
+    $folder = Get-RrMachineKeysFolder
+    $file = Get-RrKeyFilePath
+    $present = $false
+    if ($null -ne $file) {
+        $present = [bool](Test-RrPath -Path $file)
+    }
+    $fileSddl = $null
+    $fileOk = $false
+    if ($present) {
+        $fileSddl = Read-RrSddl -Path $file
+        if ($null -ne $fileSddl) {
+            $fileOk = [bool](Test-RrKeyFileSddl -Sddl $fileSddl)
+        }
+    }
+    $folderSddl = Read-RrSddl -Path $folder
+    if ($null -eq $folderSddl) {
+        $folderSddl = ''
+    }
+    $fileState = 'missing'
+    if ($present) {
+        $fileState = 'present'
+    }
+    return [ordered]@{
+        file       = $fileState
+        fileSddl   = $fileSddl
+        fileOk     = $fileOk
+        folderSddl = $folderSddl
+        folderOk   = [bool](Test-RrFolderSddl -Sddl $folderSddl)
+    }
+}
+
+function Get-RrDwordSetting {
+    param(
+        [string]$Path,
+        [string]$Name,
+        [int]$Default,
+        [int]$Minimum,
+        [int]$Maximum
+    )
+    # Absent means the Windows default. A value outside the documented range is reported as
+    # the default too: the contract has no way to carry it, and Windows ignores it.
+    $value = ConvertTo-RrNullableInt -Value (Get-RrRegistryValue -Path $Path -Name $Name)
+    if ($null -eq $value -or $value -lt $Minimum -or $value -gt $Maximum) {
+        return $Default
+    }
+    return [int]$value
+}
+
+function Get-RrFlagSetting {
+    param(
+        [string]$Path,
+        [string]$Name,
+        [int]$Default
+    )
+    # A 0/1 switch: any non-zero value switches it on.
+    $value = ConvertTo-RrNullableInt -Value (Get-RrRegistryValue -Path $Path -Name $Name)
+    if ($null -eq $value) {
+        return $Default
+    }
+    if ($value -ne 0) {
+        return 1
+    }
+    return 0
+}
+
+function Get-RrRdpSecuritySettings {
+    return [ordered]@{
+        securityLayer      = Get-RrDwordSetting -Path $script:RrRdpTcpKey -Name 'SecurityLayer' -Default 2 -Minimum 0 -Maximum 2
+        userAuthentication = Get-RrFlagSetting -Path $script:RrRdpTcpKey -Name 'UserAuthentication' -Default 1
+    }
+}
+
+function Get-RrRdpPort {
+    return (Get-RrDwordSetting -Path $script:RrRdpTcpKey -Name 'PortNumber' -Default 3389 -Minimum 1 -Maximum 65535)
+}
+
+function Test-RrListening {
+    param([int]$Port)
+    try {
+        return [bool](Test-RrTcpListener -Port $Port)
+    }
+    catch {
+        Write-Verbose ('listener check failed: ' + $_.Exception.Message)
+        return $false
+    }
+}
+
+function Get-RrRdpFacts {
+    $security = Get-RrRdpSecuritySettings
+    $port = Get-RrRdpPort
+    return [ordered]@{
+        securityLayer       = [int]$security['securityLayer']
+        userAuthentication  = [int]$security['userAuthentication']
+        minEncryptionLevel  = Get-RrDwordSetting -Path $script:RrRdpTcpKey -Name 'MinEncryptionLevel' -Default 2 -Minimum 1 -Maximum 4
+        portNumber          = [int]$port
+        listening           = Test-RrListening -Port $port
+        fDenyTSConnections  = Get-RrFlagSetting -Path $script:RrTerminalServerKey -Name 'fDenyTSConnections' -Default 0
+    }
+}
+
+function Test-RrPolicyOwned {
+    param(
+        [object]$TsSetting,
+        [string]$PolicySourceProperty,
+        [string]$PolicyValueName
+    )
+    # WMI PolicySource* = 1 is Group Policy; the policy registry value covers the case where
+    # WMI can't be read.
+    $source = ConvertTo-RrNullableInt -Value (Get-RrPropertyValue -InputObject $TsSetting -Name $PolicySourceProperty)
+    if ($null -ne $source -and $source -eq 1) {
+        return $true
+    }
+    return ($null -ne (Get-RrRegistryValue -Path $script:RrTsPolicyKey -Name $PolicyValueName))
+}
+
+function Get-RrPolicyFacts {
+    param([object]$TsSetting)
+    return [ordered]@{
+        securityLayer      = [bool](Test-RrPolicyOwned -TsSetting $TsSetting -PolicySourceProperty 'PolicySourceSecurityLayer' -PolicyValueName 'SecurityLayer')
+        userAuthentication = [bool](Test-RrPolicyOwned -TsSetting $TsSetting -PolicySourceProperty 'PolicySourceUserAuthenticationRequired' -PolicyValueName 'UserAuthentication')
+        minEncryptionLevel = [bool](Test-RrPolicyOwned -TsSetting $TsSetting -PolicySourceProperty 'PolicySourceMinEncryptionLevel' -PolicyValueName 'MinEncryptionLevel')
+        certTemplate       = ($null -ne (Get-RrRegistryValue -Path $script:RrTsPolicyKey -Name 'CertTemplateName'))
+    }
+}
+
+function Get-RrTls12State {
+    param(
+        [object]$Enabled,
+        [object]$DisabledByDefault
+    )
+    # SCHANNEL semantics: Enabled=0 wins; otherwise DisabledByDefault<>0 keeps TLS 1.2 off
+    # unless an application asks for it. A missing Enabled counts as "not 0" (the OS
+    # default for TLS 1.2 is on).
+    $enabledNumber = ConvertTo-RrNullableInt -Value $Enabled
+    $disabledByDefaultNumber = ConvertTo-RrNullableInt -Value $DisabledByDefault
+    if ($null -eq $enabledNumber -and $null -eq $disabledByDefaultNumber) {
+        return 'os-default'
+    }
+    if ($null -ne $enabledNumber -and $enabledNumber -eq 0) {
+        return 'disabled'
+    }
+    if ($null -ne $disabledByDefaultNumber -and $disabledByDefaultNumber -ne 0) {
+        return 'disabled-by-default'
+    }
+    return 'enabled'
+}
+
+function Get-RrTls12ServerState {
+    $enabled = Get-RrRegistryValue -Path $script:RrTls12ServerKey -Name 'Enabled'
+    $disabledByDefault = Get-RrRegistryValue -Path $script:RrTls12ServerKey -Name 'DisabledByDefault'
+    return (Get-RrTls12State -Enabled $enabled -DisabledByDefault $disabledByDefault)
+}
+
+function ConvertTo-RrServiceState {
+    param([object]$Status)
+    if ($null -eq $Status) {
+        return 'Missing'
+    }
+    foreach ($known in @('Running', 'Stopped', 'StartPending', 'StopPending', 'Paused')) {
+        if ([string]$Status -eq $known) {
+            return $known
+        }
+    }
+    return 'Other'
+}
+
+function Get-RrServiceState {
+    param([string]$Name)
+    return (ConvertTo-RrServiceState -Status (Get-RrServiceStatus -Name $Name))
+}
+
+function Get-RrServiceFacts {
+    return [ordered]@{
+        TermService  = Get-RrServiceState -Name 'TermService'
+        SessionEnv   = Get-RrServiceState -Name 'SessionEnv'
+        UmRdpService = Get-RrServiceState -Name 'UmRdpService'
+    }
+}
+
+function Get-RrDomainFacts {
+    $joined = [bool](Get-RrDomainMembership)
+    $secureChannel = 'n/a'
+    if ($joined) {
+        # A check that cannot reach a domain controller is as broken as one that fails.
+        try {
+            if ([bool](Test-RrSecureChannel)) {
+                $secureChannel = 'ok'
+            }
+            else {
+                $secureChannel = 'broken'
+            }
+        }
+        catch {
+            Write-Verbose ('Test-ComputerSecureChannel failed: ' + $_.Exception.Message)
+            $secureChannel = 'broken'
+        }
+    }
+    return [ordered]@{ joined = $joined; secureChannel = $secureChannel }
+}
+
+function Test-RrBrokerInstalled {
+    try {
+        return [bool](Test-RrWindowsFeatureInstalled -Name $script:RrBrokerFeatureName)
+    }
+    catch {
+        # Get-WindowsFeature refuses client SKUs with an error; they cannot hold the role.
+        Write-Verbose ('Get-WindowsFeature failed: ' + $_.Exception.Message)
+        return $false
+    }
+}
+
+function Get-RrFacts {
+    $tsSetting = Read-RrTsGeneralSetting
+    return [ordered]@{
+        os          = Get-RrOsFacts
+        cert        = Get-RrCertFacts -TsSetting $tsSetting
+        keys        = Get-RrKeyFacts
+        rdp         = Get-RrRdpFacts
+        policy      = Get-RrPolicyFacts -TsSetting $tsSetting
+        tls12Server = Get-RrTls12ServerState
+        services    = Get-RrServiceFacts
+        domain      = Get-RrDomainFacts
+        rdcb        = Test-RrBrokerInstalled
+    }
+}
+
+# ==== Errors and parameters ================================================================
+
+function New-RrError {
+    param(
+        [string]$Code,
+        [string]$Message
+    )
+    return [ordered]@{ code = $Code; message = (Limit-RrText -Text $Message -MaxLength $script:RrMessageMaxLength) }
+}
+
+function Get-RrRunIdProblem {
+    param([string]$RunId)
+    # param() validation is case-insensitive and skips absent parameters; this is not.
+    if ($RunId -cnotmatch '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$') {
+        return 'RunId must be a lower-case GUID'
+    }
+    return $null
+}
+
+# ==== Payloads =============================================================================
+
+function Invoke-RrProbe {
+    param([string]$RunId)
+    $problem = Get-RrRunIdProblem -RunId $RunId
+    if ($null -ne $problem) {
+        return [ordered]@{ kind = 'probe'; v = 1; ok = $false; runId = [string]$RunId; error = (New-RrError -Code 'invalid-parameters' -Message $problem) }
+    }
+    try {
+        $facts = Get-RrFacts
+    }
+    catch {
+        return [ordered]@{ kind = 'probe'; v = 1; ok = $false; runId = $RunId; error = (New-RrError -Code 'exception' -Message $_.Exception.Message) }
+    }
+    return [ordered]@{ kind = 'probe'; v = 1; ok = $true; runId = $RunId; facts = $facts }
+}
+
+function New-RrFixResult {
+    param(
+        [string]$RunId,
+        [bool]$DryRun
+    )
+    # Here rather than in lib/Actions.ps1: the result line's size guard builds one too.
+    return [ordered]@{
+        kind      = 'fix'
+        v         = 1
+        ok        = $true
+        runId     = [string]$RunId
+        dryRun    = $DryRun
+        backupDir = $null
+        actions   = @()
+        verify    = $null
+        error     = $null
+    }
+}
+
+# ==== Result line ==========================================================================
+
+function ConvertTo-RrJsonLine {
+    param([object]$InputObject)
+    $json = ConvertTo-Json -InputObject $InputObject -Compress -Depth 10
+    # ASCII only: Run Command captures stdout in the console code page, where anything else
+    # may turn into '?'; a \u escape survives every code page and counts one byte a char.
+    return [regex]::Replace($json, '[^\x00-\x7F]', { param($character) '\u{0:x4}' -f [int][char]$character.Value })
+}
+
+function Get-RrUtf8Length {
+    param([string]$Text)
+    return [System.Text.Encoding]::UTF8.GetByteCount($Text)
+}
+
+function Limit-RrFactDetail {
+    param(
+        [System.Collections.IDictionary]$Facts,
+        [int]$Stage
+    )
+    if ($null -eq $Facts) {
+        return
+    }
+    $cert = $Facts['cert']
+    if ($Stage -eq 1 -and @($cert['store']).Count -gt 1) {
+        $cert['store'] = @(@($cert['store'])[0])
+    }
+    elseif ($Stage -eq 2) {
+        $cert['store'] = @()
+    }
+    elseif ($Stage -eq 3) {
+        $keys = $Facts['keys']
+        $keys['folderSddl'] = Limit-RrText -Text $keys['folderSddl'] -MaxLength 64
+        if ($null -ne $keys['fileSddl']) {
+            $keys['fileSddl'] = Limit-RrText -Text $keys['fileSddl'] -MaxLength 64
+        }
+    }
+}
+
+function Limit-RrActionDetail {
+    param(
+        [object[]]$Actions,
+        [int]$Stage
+    )
+    foreach ($action in $Actions) {
+        if ($Stage -eq 4) {
+            foreach ($part in @('before', 'after')) {
+                $values = $action[$part]
+                foreach ($key in @($values.Keys)) {
+                    if ($values[$key] -is [string]) {
+                        $values[$key] = Limit-RrText -Text $values[$key] -MaxLength 64
+                    }
+                }
+            }
+        }
+        elseif ($Stage -eq 5) {
+            $action['before'] = [ordered]@{}
+            $action['after'] = [ordered]@{}
+        }
+        elseif ($Stage -eq 6 -and $null -ne $action['error']) {
+            $action['error']['message'] = Limit-RrText -Text $action['error']['message'] -MaxLength 80
+        }
+    }
+}
+
+function ConvertTo-RrResultLine {
+    param(
+        [System.Collections.IDictionary]$Result,
+        [int]$MaxBytes = $script:RrResultLineMaxBytes
+    )
+    # Detail goes in stages, least useful first, until the line fits: certificate list,
+    # SDDL text, action before/after, error text, and for a fix the re-read facts. The
+    # result object is trimmed in place; the manifest on disk keeps the full detail.
+    $line = ConvertTo-RrJsonLine -InputObject $Result
+    $isFix = ($Result['kind'] -eq 'fix')
+    $factsKey = 'facts'
+    if ($isFix) {
+        $factsKey = 'verify'
+    }
+    for ($stage = 1; $stage -le 8 -and (Get-RrUtf8Length -Text $line) -gt $MaxBytes; $stage++) {
+        Write-Verbose ('result line too long, trimming at stage ' + $stage)
+        if ($stage -le 3) {
+            Limit-RrFactDetail -Facts (Get-RrPropertyValue -InputObject $Result -Name $factsKey) -Stage $stage
+        }
+        elseif ($isFix -and $stage -le 6) {
+            Limit-RrActionDetail -Actions $Result['actions'] -Stage $stage
+        }
+        elseif ($stage -eq 7 -and $null -ne (Get-RrPropertyValue -InputObject $Result -Name 'error')) {
+            $Result['error']['message'] = Limit-RrText -Text $Result['error']['message'] -MaxLength 80
+        }
+        elseif ($stage -eq 8 -and $isFix) {
+            $Result['verify'] = $null
+        }
+        $line = ConvertTo-RrJsonLine -InputObject $Result
+    }
+    if ((Get-RrUtf8Length -Text $line) -gt $MaxBytes) {
+        # Nothing left to drop without lying; say so in a line that certainly fits.
+        $message = 'The result did not fit in ' + $MaxBytes + ' bytes; see the manifest in the backup directory.'
+        if ($isFix) {
+            $failure = New-RrFixResult -RunId ([string]$Result['runId']) -DryRun ([bool]$Result['dryRun'])
+            $failure['backupDir'] = $Result['backupDir']
+        }
+        else {
+            $failure = [ordered]@{ kind = 'probe'; v = 1; ok = $false; runId = [string]$Result['runId'] }
+        }
+        $failure['ok'] = $false
+        $failure['error'] = New-RrError -Code 'result-too-large' -Message $message
+        $line = ConvertTo-RrJsonLine -InputObject $failure
+    }
+    return $line
+}
