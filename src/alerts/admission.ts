@@ -28,7 +28,10 @@ export function stillCovers(record: RemediationRecord | undefined, now: number, 
   return Date.parse(record.completedAt) + cooldownMs > now;
 }
 
-export type Admission = { readonly admitted: true } | { readonly admitted: false; readonly existingRemediationId: string };
+export type Admission =
+  /** `redelivery`: the row already named this remediation (the same alert, delivered again). */
+  | { readonly admitted: true; readonly redelivery: boolean }
+  | { readonly admitted: false; readonly existingRemediationId: string };
 
 export interface AdmissionStore {
   /**
@@ -44,9 +47,10 @@ export class InMemoryAdmissionStore implements AdmissionStore {
   private readonly rows = new Map<string, string>();
   public async admit(key: string, remediationId: string, _alertId: string, covers: (id: string) => Promise<boolean>): Promise<Admission> {
     const existing = this.rows.get(key);
+    if (existing === remediationId) return { admitted: true, redelivery: true };
     if (existing !== undefined && (await covers(existing))) return { admitted: false, existingRemediationId: existing };
     this.rows.set(key, remediationId);
-    return { admitted: true };
+    return { admitted: true, redelivery: false };
   }
   public peek(key: string): Promise<string | undefined> {
     return Promise.resolve(this.rows.get(key));
@@ -82,7 +86,7 @@ export class TableAdmissionStore implements AdmissionStore {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         await this.table.createEntity(entity);
-        return { admitted: true };
+        return { admitted: true, redelivery: false };
       } catch (error) {
         if (!isRestError(error, 409)) throw error;
       }
@@ -93,11 +97,11 @@ export class TableAdmissionStore implements AdmissionStore {
         if (isRestError(error, 404)) continue; // removed in between: try to create again
         throw error;
       }
-      if (current.remediationId === remediationId) return { admitted: true }; // our own earlier write, redelivered
+      if (current.remediationId === remediationId) return { admitted: true, redelivery: true }; // our own earlier write
       if (await covers(current.remediationId)) return { admitted: false, existingRemediationId: current.remediationId };
       try {
         await this.table.updateEntity(entity, 'Replace', { etag: current.etag });
-        return { admitted: true };
+        return { admitted: true, redelivery: false };
       } catch (error) {
         if (!isRestError(error, 412)) throw error;
         // Someone else replaced it first: look again.

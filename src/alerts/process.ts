@@ -62,13 +62,35 @@ async function resolveTargets(alert: AcceptedAlert, deps: ProcessAlertDeps): Pro
   return { vms: [...vms.values()], ignored, warnings };
 }
 
+/**
+ * Admissions in flight at once for one alert. A workspace alert can name a thousand VMs;
+ * admitting them in waves hands the first jobs to the workers sooner than a thousand-wide
+ * burst against storage would.
+ */
+const ADMISSION_CONCURRENCY = 32;
+
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
 export async function processAlert(alert: AcceptedAlert, deps: ProcessAlertDeps): Promise<AlertProcessingResult> {
   const now = deps.now ?? (() => new Date());
   const { vms, ignored, warnings } = await resolveTargets(alert, deps);
   const covers = async (remediationId: string) => stillCovers(await deps.store.get(remediationId), now().getTime(), deps.dedupe.cooldownMs);
 
-  const decisions = await Promise.all(
-    vms.map(async (vm): Promise<TargetDecision> => {
+  const decisions = await mapLimited(
+    vms,
+    ADMISSION_CONCURRENCY,
+    async (vm): Promise<TargetDecision> => {
       const key = admissionKey(deps.dedupe, alert.alertId, vm.key);
       const remediationId = remediationIdFor(alert.alertId, vm.key);
       if (deps.dryRun) {
@@ -82,7 +104,7 @@ export async function processAlert(alert: AcceptedAlert, deps: ProcessAlertDeps)
         await deps.store.addDuplicate(admission.existingRemediationId);
         return { target: vm.id, decision: 'deduplicated', remediationId: admission.existingRemediationId };
       }
-      if (await deps.store.get(remediationId)) {
+      if (admission.redelivery && (await deps.store.get(remediationId))) {
         // A redelivery of this alert: its job exists already. Counted, not queued again.
         await deps.store.addDuplicate(remediationId);
         return { target: vm.id, decision: 'deduplicated', remediationId };
@@ -99,7 +121,7 @@ export async function processAlert(alert: AcceptedAlert, deps: ProcessAlertDeps)
       await deps.store.create(queuedRecord(job));
       await deps.dispatch(job);
       return { target: vm.id, decision: 'accepted', remediationId };
-    }),
+    },
   );
   return { alertId: alert.alertId, resolvedThrough: alert.workspace ? 'logs-query' : 'alert-targets', decisions: [...decisions, ...ignored], warnings };
 }
