@@ -26,7 +26,10 @@ export interface LocalHostOptions {
   readonly batchSize?: number;
   /** Fetch the next batch once this few are still running (host.json queues.newBatchThreshold). */
   readonly newBatchThreshold?: number;
+  /** First wait after an empty receive; doubles up to maxPollIntervalMs, like the host's backoff. */
   readonly pollIntervalMs?: number;
+  /** host.json queues.maxPollingInterval. */
+  readonly maxPollIntervalMs?: number;
   readonly log?: (functionName: string, level: string, message: string) => void;
 }
 
@@ -71,6 +74,9 @@ export class LocalFunctionsHost {
     const batchSize = Math.min(32, this.options.batchSize ?? 16);
     const threshold = this.options.newBatchThreshold ?? Math.floor(batchSize / 2);
     const running = new Set<Promise<void>>();
+    const minWait = this.options.pollIntervalMs ?? 50;
+    const maxWait = this.options.maxPollIntervalMs ?? 250;
+    let wait = minWait;
     while (this.running) {
       if (running.size > threshold) {
         await Promise.race(running);
@@ -78,9 +84,11 @@ export class LocalFunctionsHost {
       }
       const received = await binding.queue.receiveMessages({ numberOfMessages: batchSize, visibilityTimeout: this.options.visibilityTimeoutSeconds ?? 30 });
       if (received.receivedMessageItems.length === 0) {
-        await new Promise((r) => setTimeout(r, this.options.pollIntervalMs ?? 50));
+        await new Promise((r) => setTimeout(r, wait));
+        wait = Math.min(maxWait, wait * 2);
         continue;
       }
+      wait = minWait;
       for (const item of received.receivedMessageItems) {
         this.inFlight++;
         const task = this.invoke(binding, item, maxDequeueCount).finally(() => {
