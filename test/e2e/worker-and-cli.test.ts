@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queueClient } from '../../src/adapters/storage.js';
 import { main } from '../../src/cli/main.js';
-import { POISON_QUEUE_NAME, QUEUE_NAME } from '../../src/config.js';
+import { ALERT_POISON_QUEUE_NAME, POISON_QUEUE_NAME, QUEUE_NAME } from '../../src/config.js';
 import type { RemediationRecord } from '../../src/core/outcome.js';
 import { scenarioVm } from '../../emulator/fleet.js';
 import { startLocalStack, type LocalStack } from '../../demo/stack.js';
@@ -31,6 +31,16 @@ describe('queue edges', () => {
     const record = await stack.waitForCompletion(id);
     expect(record.state === 'completed' && record.outcome).toMatchObject({ status: 'failed', error: { kind: 'poison' } });
     expect(stack.emulator.runCommands.filter((r) => r.vmId === vm)).toEqual([]);
+  });
+
+  it('records an alert the alert worker gave up on, with the reason, in the audit trail', async () => {
+    const alert = { v: 1, receivedAt: new Date().toISOString(), alert: { alertId: '/subscriptions/x/providers/Microsoft.AlertsManagement/alerts/poisoned', alertRule: null, monitoringService: 'Log Alerts V2', firedAt: new Date().toISOString(), vms: [], workspace: null, otherTargets: [], window: { start: '2026-01-01T00:00:00Z', end: '2026-01-01T00:15:00Z' }, computers: [] } };
+    await queueClient(connection(), ALERT_POISON_QUEUE_NAME).sendMessage(base64(alert));
+    const { getServices } = await import('../../src/app/services.js');
+    for (let i = 0; i < 200 && (await getServices().store.listPoison()).every((p) => p.kind !== 'alert'); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(await getServices().store.listPoison()).toEqual(
+      expect.arrayContaining([expect.objectContaining({ kind: 'alert', key: alert.alert.alertId, reason: expect.stringContaining('failed on every attempt') as unknown })]),
+    );
   });
 
   it('drops a malformed message after logging it, instead of retrying it into the poison queue', async () => {
