@@ -50,6 +50,9 @@ const EnvSchema = z.object({
   ARM_READ_BURST: z.coerce.number().int().min(1).max(1000).default(200),
 });
 
+/** Every app setting the code reads; the deployment template must set each (see test/unit/infra.test.ts). */
+export const SETTING_NAMES: readonly string[] = Object.keys(EnvSchema.shape);
+
 export type StorageSettings =
   | { readonly kind: 'connection-string'; readonly connectionString: string }
   | { readonly kind: 'identity'; readonly queueServiceUri: string; readonly tableServiceUri: string; readonly clientId: string | undefined };

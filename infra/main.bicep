@@ -1,0 +1,174 @@
+// rdp-remediator, deployed into one subscription: a resource group with the Function App and
+// the whole alert chain (event collection → log search alert → action group → POST /api/alerts),
+// and, at subscription scope, a custom role holding exactly the operations the app calls.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(40)
+@description('Name of this deployment (azd environment name); used in resource names and tags.')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource.')
+param location string
+
+@description('Resource group to create. Default: rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@allowed([
+  'off'
+  'diagnose'
+  'repair'
+])
+@description('Deployment-wide mode for VMs without an rdp-remediator-mode tag. diagnose only reads; repair must be opted into.')
+param defaultMode string = 'diagnose'
+
+@allowed([
+  'diagnose'
+  'repair'
+])
+@description('Mode alert-triggered remediations ask for; defaultMode and VM tags still cap it. Security-lowering actions are never granted here: only per VM, with the rdp-remediator-allow tag.')
+param alertMode string = 'repair'
+
+@description('Resource groups whose VMs the app may remediate. Empty: the whole subscription.')
+param remediationResourceGroups array = []
+
+@minValue(0)
+@maxValue(4)
+@description('Severity of the log search alert (0 critical … 4 verbose).')
+param alertSeverity int = 2
+
+@description('How often the log search alert runs (ISO 8601).')
+param alertEvaluationFrequency string = 'PT5M'
+
+@description('How far back each evaluation looks (ISO 8601).')
+param alertWindowSize string = 'PT15M'
+
+@description('Resolve the alert by itself when the events stop (sends a Resolved notification, which the app ignores). When false, muteActionsDuration applies.')
+param alertAutoMitigate bool = false
+
+@description('After firing for a VM, do not notify again for this long (ISO 8601); only when alertAutoMitigate is false.')
+param alertMuteActionsDuration string = 'PT30M'
+
+@description('Minutes during which further alerts for a remediated VM are counted as duplicates.')
+param alertCooldownMinutes int = 30
+
+@minValue(1)
+@maxValue(1000)
+@description('Most Function App instances. ARM pacing per instance is derived from it so that all instances together stay within ARM\'s per-principal limits.')
+param maximumInstanceCount int = 4
+
+@description('Also assign the built-in policy that associates Windows VMs with the data collection rule. The VMs need the Azure Monitor Agent (see infra/README.md).')
+param assignDcrPolicy bool = false
+
+@description('Logs query API endpoint including /v1 (sovereign clouds differ).')
+param logsEndpoint string = 'https://api.loganalytics.io/v1'
+
+@secure()
+@description('Function key the action group uses to call POST /api/alerts. A new one per deployment unless given.')
+param alertFunctionKey string = newGuid()
+
+var rgName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+var tags = {
+  'azd-env-name': environmentName
+  application: 'rdp-remediator'
+}
+
+// The ARM and Logs operations the app calls, and nothing else. test/e2e/least-privilege.test.ts
+// checks this list against what the app actually sent to the emulator in an end-to-end run.
+var remediatorActions = [
+  'Microsoft.Compute/locations/operations/read'
+  'Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read'
+  'Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommand/action'
+  'Microsoft.Compute/virtualMachines/read'
+  'Microsoft.Compute/virtualMachines/runCommand/action'
+  'Microsoft.OperationalInsights/workspaces/query/Event/read'
+  'Microsoft.OperationalInsights/workspaces/query/read'
+]
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: rgName
+  location: location
+  tags: tags
+}
+
+resource remediatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'rdp-remediator', environmentName)
+  properties: {
+    roleName: 'RDP Remediator (${environmentName})'
+    description: 'Read VMs and run the rdp-remediator payloads on them through Run Command; query RDP events in Log Analytics. Nothing else.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: remediatorActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
+module app 'modules/app.bicep' = {
+  name: 'rdp-remediator-app'
+  scope: rg
+  params: {
+    environmentName: environmentName
+    location: location
+    tags: tags
+    defaultMode: defaultMode
+    alertMode: alertMode
+    alertSeverity: alertSeverity
+    alertEvaluationFrequency: alertEvaluationFrequency
+    alertWindowSize: alertWindowSize
+    alertAutoMitigate: alertAutoMitigate
+    alertMuteActionsDuration: alertMuteActionsDuration
+    alertCooldownMinutes: alertCooldownMinutes
+    maximumInstanceCount: maximumInstanceCount
+    logsEndpoint: logsEndpoint
+    alertFunctionKey: alertFunctionKey
+    remediatorRoleId: remediatorRole.id
+  }
+}
+
+// Whoever can run commands on a VM is SYSTEM on it: the role goes only where it is needed.
+resource subscriptionAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (empty(remediationResourceGroups)) {
+  name: guid(subscription().id, remediatorRole.id, environmentName)
+  properties: {
+    roleDefinitionId: remediatorRole.id
+    principalId: app.outputs.identityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'rdp-remediator: VMs of the whole subscription'
+  }
+}
+
+module resourceGroupAssignments 'modules/role-assignment.bicep' = [
+  for name in remediationResourceGroups: {
+    name: 'rdp-remediator-role-${uniqueString(name)}'
+    scope: resourceGroup(name)
+    params: {
+      roleDefinitionId: remediatorRole.id
+      principalId: app.outputs.identityPrincipalId
+      description: 'rdp-remediator: VMs of this resource group'
+    }
+  }
+]
+
+module dcrPolicy 'modules/dcr-policy.bicep' = if (assignDcrPolicy) {
+  name: 'rdp-remediator-dcr-policy'
+  params: {
+    environmentName: environmentName
+    location: location
+    dataCollectionRuleId: app.outputs.dataCollectionRuleId
+  }
+}
+
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
+output AZURE_FUNCTION_APP_URL string = app.outputs.functionAppUrl
+output AZURE_CLIENT_ID string = app.outputs.identityClientId
+output REMEDIATOR_ROLE_ID string = remediatorRole.id
+output ALERT_RULE_ID string = app.outputs.alertRuleId
