@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { odata, type TableClient } from '@azure/data-tables';
 import type { RemediationRecord } from '../core/outcome.js';
 import { RecordNotFoundError } from '../errors.js';
-import { isRestError, tableKey } from './storage.js';
+import { isRestError, tableCreator, tableKey } from './storage.js';
 
 export interface RemediationStore {
   /** Adds a new record; fails if the id exists. */
@@ -92,17 +92,12 @@ interface RecordEntity {
 }
 
 export class TableRemediationStore implements RemediationStore {
-  private ready: Promise<void> | undefined;
+  private readonly ensureTable: () => Promise<void>;
 
-  public constructor(private readonly table: TableClient) {}
-
-  private ensureTable(): Promise<void> {
-    this.ready ??= this.table.createTable().catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
+  public constructor(private readonly table: TableClient) {
+    this.ensureTable = tableCreator(table);
   }
+
 
   private toEntity(record: RemediationRecord): RecordEntity {
     return {

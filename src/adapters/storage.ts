@@ -31,6 +31,18 @@ export function queueClient(connection: StorageConnection, queueName: string): Q
     : new QueueClient(`${connection.queueServiceUri.replace(/\/+$/, '')}/${queueName}`, connection.credential);
 }
 
+/** Creates the table on first use, once per client; a failed attempt is tried again on the next call. */
+export function tableCreator(table: TableClient): () => Promise<void> {
+  let ready: Promise<void> | undefined;
+  return () => {
+    ready ??= table.createTable().catch((error: unknown) => {
+      ready = undefined;
+      throw error;
+    });
+    return ready;
+  };
+}
+
 /** Table keys may not contain / \ # ?; resource IDs are full of slashes. */
 export function tableKey(value: string): string {
   return value.replace(/\//g, '|');

@@ -4,7 +4,7 @@
  * A lease expires, so a crashed holder frees the VM after `ttlMs`.
  */
 import type { TableClient } from '@azure/data-tables';
-import { isRestError, tableKey } from './storage.js';
+import { isRestError, tableCreator, tableKey } from './storage.js';
 
 export interface Lease {
   readonly vmKey: string;
@@ -64,20 +64,15 @@ interface LeaseEntity {
 }
 
 export class TableVmLock implements VmLock {
-  private ready: Promise<void> | undefined;
+  private readonly ensureTable: () => Promise<void>;
 
   public constructor(
     private readonly table: TableClient,
     private readonly now: () => number = Date.now,
-  ) {}
-
-  private ensureTable(): Promise<void> {
-    this.ready ??= this.table.createTable().catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
+  ) {
+    this.ensureTable = tableCreator(table);
   }
+
 
   public async acquire(vmKey: string, holder: string, ttlMs: number): Promise<AcquireResult> {
     await this.ensureTable();

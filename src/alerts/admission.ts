@@ -6,7 +6,7 @@
  */
 import type { TableClient } from '@azure/data-tables';
 import type { RemediationRecord } from '../core/outcome.js';
-import { isRestError, tableKey } from '../adapters/storage.js';
+import { isRestError, tableCreator, tableKey } from '../adapters/storage.js';
 
 export interface DedupeSettings {
   /** `vm`: one job per VM per cooldown whatever the alert; `alert-and-vm`: one per alert and VM. */
@@ -68,17 +68,12 @@ interface AdmissionEntity {
 }
 
 export class TableAdmissionStore implements AdmissionStore {
-  private ready: Promise<void> | undefined;
+  private readonly ensureTable: () => Promise<void>;
 
-  public constructor(private readonly table: TableClient) {}
-
-  private ensureTable(): Promise<void> {
-    this.ready ??= this.table.createTable().catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
+  public constructor(private readonly table: TableClient) {
+    this.ensureTable = tableCreator(table);
   }
+
 
   public async admit(key: string, remediationId: string, alertId: string, covers: (id: string) => Promise<boolean>): Promise<Admission> {
     await this.ensureTable();
