@@ -58,8 +58,8 @@ param alertCooldownMinutes int = 30
 @description('Most Function App instances. ARM pacing per instance is derived from it so that all instances together stay within ARM\'s per-principal limits.')
 param maximumInstanceCount int = 4
 
-@description('Also assign the built-in policy that associates Windows VMs with the data collection rule. The VMs need the Azure Monitor Agent (see infra/README.md).')
-param assignDcrPolicy bool = false
+@description('Also assign the built-in policies that install the Azure Monitor Agent on Windows VMs and associate them with the data collection rule (remediation tasks are yours to start).')
+param assignMonitoringPolicies bool = false
 
 @description('Logs query API endpoint including /v1 (sovereign clouds differ).')
 param logsEndpoint string = 'https://api.loganalytics.io/v1'
@@ -157,8 +157,8 @@ module resourceGroupAssignments 'modules/role-assignment.bicep' = [
   }
 ]
 
-module dcrPolicy 'modules/dcr-policy.bicep' = if (assignDcrPolicy) {
-  name: 'rdp-remediator-dcr-policy'
+module monitoringPolicies 'modules/monitoring-policies.bicep' = if (assignMonitoringPolicies) {
+  name: 'rdp-remediator-monitoring-policies'
   params: {
     environmentName: environmentName
     location: location

@@ -68,6 +68,13 @@ describe('Bicep templates', () => {
     expect(main).toMatch(/assignableScopes: \[\s*subscription\(\)\.id\s*\]/);
   });
 
+  it('gives the agent installer a narrow custom role instead of the Virtual Machine Contributor its policy lists', () => {
+    const policies = text(join(infra, 'modules', 'monitoring-policies.bicep'));
+    const actions = bicepStringArray(policies, 'agentInstallerActions');
+    expect(actions.every((a) => /^Microsoft\.(Compute\/virtualMachines(\/extensions)?|Resources\/deployments(\/[a-zA-Z]+)?)\/(read|write|validate\/action|operationStatuses\/read)$/.test(a))).toBe(true);
+    expect(actions.some((a) => a.includes('runCommand'))).toBe(false);
+  });
+
   it('turns storage shared keys off, and local auth off for Log Analytics and Application Insights', () => {
     expect(app).toMatch(/resource storage 'Microsoft\.Storage\/storageAccounts@[^']+' = \{[\s\S]*?allowSharedKeyAccess: false/);
     expect(app).toMatch(/features: \{\s*disableLocalAuth: true/);
@@ -105,7 +112,7 @@ describe('Bicep templates', () => {
 
   it('has safe defaults: diagnose only, nothing security-lowering granted deployment-wide', () => {
     expect(main).toMatch(/param defaultMode string = 'diagnose'/);
-    expect(main).toMatch(/param assignDcrPolicy bool = false/);
+    expect(main).toMatch(/param assignMonitoringPolicies bool = false/);
     for (const file of bicepFiles) expect(text(file)).not.toMatch(/relax-security-layer|disable-nla/);
   });
 
