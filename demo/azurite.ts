@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { createServer, connect } from 'node:net';
 import { dirname, join } from 'node:path';
+import { developmentStorageConnectionString } from '../src/util/development-storage.js';
 
 export interface Azurite {
   readonly connectionString: string;
@@ -13,10 +14,6 @@ export interface Azurite {
   readonly tablePort: number;
   stop(): Promise<void>;
 }
-
-const ACCOUNT = 'devstoreaccount1';
-// The storage emulator's public, documented development key.
-const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -84,9 +81,7 @@ export async function startAzurite(): Promise<Azurite> {
     child.kill();
     throw new Error(`${(error as Error).message}\n${stderr}`, { cause: error });
   }
-  const connectionString =
-    `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};` +
-    `QueueEndpoint=http://127.0.0.1:${queuePort}/${ACCOUNT};TableEndpoint=http://127.0.0.1:${tablePort}/${ACCOUNT};`;
+  const connectionString = developmentStorageConnectionString({ queue: queuePort, table: tablePort });
   return {
     connectionString,
     queuePort,

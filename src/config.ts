@@ -7,6 +7,7 @@ import { DEFAULT_ACCEPTED_SERVICES, type AlertIntakeSettings } from './alerts/cl
 import type { DedupeSettings } from './alerts/admission.js';
 import { ModeSchema, RequestModeSchema, type Mode, type RequestMode } from './core/modes.js';
 import { ConfigurationError } from './errors.js';
+import { developmentStorageConnectionString } from './util/development-storage.js';
 
 export const QUEUE_NAME = 'remediations';
 export const POISON_QUEUE_NAME = `${QUEUE_NAME}-poison`;
@@ -132,7 +133,5 @@ function storageSettings(e: z.infer<typeof EnvSchema>): StorageSettings | undefi
   return undefined;
 }
 
-/** The storage emulator's well-known account (public, documented development key). */
-const DEVELOPMENT_STORAGE =
-  'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;' +
-  'QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;';
+/** `UseDevelopmentStorage=true` means the storage emulator on its default ports. */
+const DEVELOPMENT_STORAGE = developmentStorageConnectionString({ queue: 10001, table: 10002 });
