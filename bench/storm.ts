@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { scenarioVm } from '../emulator/fleet.js';
 import type { Emulator } from '../emulator/index.js';
+import { logAlertV2 } from '../demo/alert-payloads.js';
 import { startLocalStack, type LocalStack } from '../demo/stack.js';
 import { queueClient } from '../src/adapters/storage.js';
 import { getServices } from '../src/app/services.js';
@@ -79,45 +80,6 @@ function seedFleet(emulator: Emulator, prefix: string): string[] {
     ids.push(emulator.addVm(scenarioVm('tls12-disabled', { subscriptionId: SUB, resourceGroup: `rg-${prefix}`, name: `${prefix}-${String(i).padStart(4, '0')}`, computerName: `${prefix.toUpperCase()}${i}` })));
   }
   return ids;
-}
-
-function logAlert(options: { alertId: string; targets: string[]; workspaceGuid?: string; end: string }): unknown {
-  const start = new Date(Date.parse(options.end) - 15 * 60_000).toISOString();
-  return {
-    schemaId: 'azureMonitorCommonAlertSchema',
-    data: {
-      essentials: {
-        alertId: options.alertId,
-        alertRule: 'rdp-remediator-rdp-failures',
-        severity: 'Sev2',
-        signalType: 'Log',
-        monitorCondition: 'Fired',
-        monitoringService: 'Log Alerts V2',
-        alertTargetIDs: options.targets.map((t) => t.toLowerCase()),
-        configurationItems: [],
-        originAlertId: options.alertId.slice(-36),
-        firedDateTime: options.end,
-        description: 'RDP certificate, key or TLS failures',
-        essentialsVersion: '1.0',
-        alertContextVersion: '1.0',
-      },
-      alertContext: {
-        conditionType: 'LogQueryCriteria',
-        condition: {
-          windowSize: 'PT15M',
-          windowStartTime: start,
-          windowEndTime: options.end,
-          allOf: [
-            {
-              searchQuery: '// rdp-remediator:event-query v1',
-              dimensions: [],
-              ...(options.workspaceGuid ? { linkToSearchResultsAPI: `https://api.loganalytics.io/v1/workspaces/${options.workspaceGuid}/query` } : {}),
-            },
-          ],
-        },
-      },
-    },
-  };
 }
 
 /** Completion time per VM key, from the worker's structured `remediation.completed` log lines. */
@@ -281,9 +243,9 @@ async function main(): Promise<void> {
       fleetA.map((vm, i) => ({ TimeGenerated: new Date(now - 60_000), _ResourceId: vm.toLowerCase(), Computer: `WS${i}`, EventLog: 'System', Source: 'Schannel', EventID: 36871, RenderedDescription: 'A fatal error occurred while creating a TLS server credential.' })),
     );
     results.push(
-      await runScenario(stack, 'one workspace alert, 1,000 rows', async () => {
+      await runScenario(stack, `one workspace alert, ${VMS.toLocaleString('en-US')} rows`, async () => {
         const t0 = performance.now();
-        const response = await stack.postAlert(logAlert({ alertId: `/subscriptions/${SUB}/providers/Microsoft.AlertsManagement/alerts/aaaaaaaa-0000-4000-8000-000000000001`, targets: [WORKSPACE_ID], workspaceGuid: WORKSPACE_GUID, end: new Date(now).toISOString() }));
+        const response = await stack.postAlert(logAlertV2({ alertId: `/subscriptions/${SUB}/providers/Microsoft.AlertsManagement/alerts/aaaaaaaa-0000-4000-8000-000000000001`, targets: [WORKSPACE_ID], workspaceGuid: WORKSPACE_GUID }));
         const ack = performance.now() - t0;
         if (response.status !== 202) throw new Error(`workspace alert answered ${response.status}`);
         return { acks: [ack], vms: fleetA, deliveries: 1 };
@@ -293,8 +255,8 @@ async function main(): Promise<void> {
     // (b) One alert per VM, as a rule split by _ResourceId sends them, plus 20 % redeliveries.
     const fleetB = seedFleet(stack.emulator, 'vm');
     results.push(
-      await runScenario(stack, '1,000 deliveries + 20 % duplicates', async () => {
-        const bodies = fleetB.map((vm, i) => logAlert({ alertId: `/subscriptions/${SUB}/providers/Microsoft.AlertsManagement/alerts/bbbbbbbb-0000-4000-8000-${String(i).padStart(12, '0')}`, targets: [vm], end: new Date().toISOString() }));
+      await runScenario(stack, `${VMS.toLocaleString('en-US')} deliveries + ${DUPLICATE_SHARE * 100} % duplicates`, async () => {
+        const bodies = fleetB.map((vm, i) => logAlertV2({ alertId: `/subscriptions/${SUB}/providers/Microsoft.AlertsManagement/alerts/bbbbbbbb-0000-4000-8000-${String(i).padStart(12, '0')}`, targets: [vm] }));
         const deliveries = [...bodies, ...bodies.filter((_, i) => i % Math.round(1 / DUPLICATE_SHARE) === 0)];
         // A storm arrives interleaved: shuffle deterministically.
         deliveries.sort((a, b) => (JSON.stringify(a).length * 7919 + JSON.stringify(a).charCodeAt(200)) % 101 - (JSON.stringify(b).length * 7919 + JSON.stringify(b).charCodeAt(200)) % 101);

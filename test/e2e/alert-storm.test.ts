@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { scenarioVm } from '../../emulator/fleet.js';
 import { startLocalStack, type LocalStack } from '../../demo/stack.js';
-import { alertId, logAlertV2 } from '../support/alerts.js';
+import { alertId, logAlertV2 } from '../../demo/alert-payloads.js';
 
 const SUB = '00000000-0000-0000-0000-0000000005a0';
 let stack: LocalStack;

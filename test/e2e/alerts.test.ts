@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RemediationRecord } from '../../src/core/outcome.js';
 import { scenarioVm, type Scenario } from '../../emulator/fleet.js';
 import { startLocalStack, type LocalStack } from '../../demo/stack.js';
-import { alertId, logAlertV2 } from '../support/alerts.js';
+import { alertId, logAlertV2 } from '../../demo/alert-payloads.js';
 
 const SUB = '00000000-0000-0000-0000-0000000000a1';
 let stack: LocalStack;

@@ -11,7 +11,7 @@ import { scenarioVm } from '../../emulator/fleet.js';
 import { armOperation, logsQueryOperations } from '../../emulator/operations.js';
 import { startLocalStack, type LocalStack } from '../../demo/stack.js';
 import { packageRoot } from '../../src/util/package-root.js';
-import { logAlertV2 } from '../support/alerts.js';
+import { logAlertV2 } from '../../demo/alert-payloads.js';
 import { bicepStringArray } from '../support/bicep-parser.js';
 
 const SUB = '00000000-0000-0000-0000-0000000000f1';

@@ -7,7 +7,7 @@ import { affectedResourceIds } from '../../src/adapters/logs.js';
 import { TokenBucket } from '../../src/adapters/pacing.js';
 import { RunIdSchema } from '../../src/contract/parameters.js';
 import type { RemediationRecord } from '../../src/core/outcome.js';
-import { logAlertV2 } from '../support/alerts.js';
+import { logAlertV2 } from '../../demo/alert-payloads.js';
 
 const settings = { acceptedServices: DEFAULT_ACCEPTED_SERVICES, alertRules: [] };
 const SUB = '00000000-0000-0000-0000-0000000000b1';

@@ -1,4 +1,4 @@
-/** Common-alert-schema bodies for tests, in the shape a Log Alerts V2 rule split by _ResourceId sends. */
+/** Common-alert-schema bodies, in the shape a Log Alerts V2 rule split by _ResourceId sends: for the tests, the benchmark and local trials. */
 import { randomUUID } from 'node:crypto';
 
 export interface LogAlertOptions {
