@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import type { TokenRegistry } from './identity.js';
+import { bearerChallenge, verifyBearer, wrongAudienceMessage, type TokenRegistry } from './identity.js';
 import type { ArmRequestRecord, RunCommandInvocation, RunCommandRecord, RunOperation, VmRecord } from './model.js';
 import type { ArmFault, FaultQueue, OperationType, TokenBuckets } from './throttle.js';
 import { payloadKind, runPowerShellScript } from './windows.js';
@@ -194,34 +194,22 @@ export class ArmService {
   }
 
   private authenticate(req: IncomingMessage): { principal: string } {
-    const challenge = (description: string): Record<string, string> => ({
-      'www-authenticate': `Bearer authorization_uri="https://login.microsoftonline.com/${this.tokens.tenantId}", error="invalid_token", error_description="${description}"`,
-    });
-    const header = headerValue(req, 'authorization');
-    if (header === undefined) {
-      throw new ArmError(401, 'AuthenticationFailed', "Authentication failed. The 'Authorization' header is missing.", challenge('The authentication failed because of missing \'Authorization\' header.'));
+    const checked = verifyBearer(headerValue(req, 'authorization'), this.tokens, [...ARM_AUDIENCES, ...this.extraAudiences()]);
+    if (checked.ok) return { principal: checked.issued.principal };
+    const challenge = (description: string) => bearerChallenge(this.tokens.tenantId, description);
+    const { failure } = checked;
+    switch (failure.reason) {
+      case 'missing':
+        throw new ArmError(401, 'AuthenticationFailed', "Authentication failed. The 'Authorization' header is missing.", challenge('The authentication failed because of missing \'Authorization\' header.'));
+      case 'malformed':
+        throw new ArmError(401, 'AuthenticationFailed', "Authentication failed. The 'Authorization' header is provided in an invalid format.", challenge('The authentication failed because of an invalid Authorization header.'));
+      case 'invalid':
+        throw new ArmError(401, 'AuthenticationFailed', 'Authentication failed. The access token is invalid.', challenge('The access token is invalid.'));
+      case 'expired':
+        throw new ArmError(401, 'ExpiredAuthenticationToken', 'The access token expiry UTC time is earlier than current UTC time.', challenge('The access token has expired.'));
+      case 'audience':
+        throw new ArmError(401, 'InvalidAuthenticationTokenAudience', wrongAudienceMessage(failure.resource, failure.allowed), challenge('The access token has an invalid audience.'));
     }
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match?.[1]) {
-      throw new ArmError(401, 'AuthenticationFailed', "Authentication failed. The 'Authorization' header is provided in an invalid format.", challenge('The authentication failed because of an invalid Authorization header.'));
-    }
-    const issued = this.tokens.lookup(match[1]);
-    if (issued === undefined) {
-      throw new ArmError(401, 'AuthenticationFailed', 'Authentication failed. The access token is invalid.', challenge('The access token is invalid.'));
-    }
-    if (issued.expiresOn * 1000 <= Date.now()) {
-      throw new ArmError(401, 'ExpiredAuthenticationToken', 'The access token expiry UTC time is earlier than current UTC time.', challenge('The access token has expired.'));
-    }
-    const audiences = [...ARM_AUDIENCES, ...this.extraAudiences()].map((a) => a.replace(/\/+$/, '').toLowerCase());
-    if (!audiences.includes(issued.resource.toLowerCase())) {
-      throw new ArmError(
-        401,
-        'InvalidAuthenticationTokenAudience',
-        `The access token has been obtained for wrong audience or resource '${issued.resource}'. It should exactly match with one of the allowed audiences ${audiences.map((a) => `'${a}'`).join(',')}.`,
-        challenge('The access token has an invalid audience.'),
-      );
-    }
-    return { principal: issued.principal };
   }
 
   // -------------------------------------------------------------------------------------------

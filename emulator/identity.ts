@@ -115,3 +115,38 @@ export async function startIdentityServer(registry: TokenRegistry, secret: strin
   if (address === null || typeof address === 'string') throw new Error('identity server has no TCP address');
   return { server, endpoint: `http://127.0.0.1:${address.port}/msi/token`, requests };
 }
+
+/** Why a request's bearer token was refused; each service words the error its own way. */
+export type BearerFailure =
+  | { readonly reason: 'missing' | 'malformed' | 'invalid' | 'expired' }
+  | { readonly reason: 'audience'; readonly resource: string; readonly allowed: readonly string[] };
+
+/**
+ * Checks an Authorization header the way Entra-protected Azure endpoints do: a Bearer token
+ * this emulator issued, not expired, for one of the audiences the service accepts.
+ */
+export function verifyBearer(
+  header: string | undefined,
+  tokens: TokenRegistry,
+  audiences: readonly string[],
+): { readonly ok: true; readonly issued: IssuedToken } | { readonly ok: false; readonly failure: BearerFailure } {
+  if (header === undefined) return { ok: false, failure: { reason: 'missing' } };
+  const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+  if (token === undefined) return { ok: false, failure: { reason: 'malformed' } };
+  const issued = tokens.lookup(token);
+  if (issued === undefined) return { ok: false, failure: { reason: 'invalid' } };
+  if (issued.expiresOn * 1000 <= Date.now()) return { ok: false, failure: { reason: 'expired' } };
+  const allowed = audiences.map((a) => a.replace(/\/+$/, '').toLowerCase());
+  if (!allowed.includes(issued.resource.toLowerCase())) return { ok: false, failure: { reason: 'audience', resource: issued.resource, allowed } };
+  return { ok: true, issued };
+}
+
+/** The WWW-Authenticate challenge Azure sends with a 401. */
+export function bearerChallenge(tenantId: string, description: string): Record<string, string> {
+  return { 'www-authenticate': `Bearer authorization_uri="https://login.microsoftonline.com/${tenantId}", error="invalid_token", error_description="${description}"` };
+}
+
+/** The audience error text ARM and the Logs API share. */
+export function wrongAudienceMessage(resource: string, allowed: readonly string[]): string {
+  return `The access token has been obtained for wrong audience or resource '${resource}'. It should exactly match with one of the allowed audiences ${allowed.map((a) => `'${a}'`).join(',')}.`;
+}

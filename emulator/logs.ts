@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { EVENT_QUERY_MARKER, EVENT_SOURCES } from '../src/alerts/event-query.js';
 import { decodePath, headerValue } from './arm.js';
-import type { TokenRegistry } from './identity.js';
+import { bearerChallenge, verifyBearer, wrongAudienceMessage, type TokenRegistry } from './identity.js';
 import type { ArmFault, FaultQueue } from './throttle.js';
 
 /** A row of the `Event` table, with the columns the shipped query reads. */
@@ -292,27 +292,21 @@ export class LogsService {
   }
 
   private authenticate(req: IncomingMessage): string {
-    const challenge = (description: string): Record<string, string> => ({
-      'www-authenticate': `Bearer authorization_uri="https://login.microsoftonline.com/${this.tokens.tenantId}", error="invalid_token", error_description="${description}"`,
-    });
-    const header = headerValue(req, 'authorization');
-    if (header === undefined) throw new LogsError(401, 'AuthorizationRequiredError', 'Valid authentication was not provided', challenge('The Authorization header is missing.'));
-    const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-    const issued = token === undefined ? undefined : this.tokens.lookup(token);
-    if (issued === undefined) throw new LogsError(401, 'AuthorizationRequiredError', 'Valid authentication was not provided: the access token is invalid.', challenge('The access token is invalid.'));
-    if (issued.expiresOn * 1000 <= Date.now()) {
-      throw new LogsError(401, 'AuthorizationRequiredError', 'Valid authentication was not provided: the access token has expired.', challenge('The access token has expired.'));
+    const checked = verifyBearer(headerValue(req, 'authorization'), this.tokens, [...LOGS_AUDIENCES, ...this.extraAudiences()]);
+    if (checked.ok) return checked.issued.principal;
+    const challenge = (description: string) => bearerChallenge(this.tokens.tenantId, description);
+    const { failure } = checked;
+    switch (failure.reason) {
+      case 'missing':
+        throw new LogsError(401, 'AuthorizationRequiredError', 'Valid authentication was not provided', challenge('The Authorization header is missing.'));
+      case 'malformed':
+      case 'invalid':
+        throw new LogsError(401, 'AuthorizationRequiredError', 'Valid authentication was not provided: the access token is invalid.', challenge('The access token is invalid.'));
+      case 'expired':
+        throw new LogsError(401, 'AuthorizationRequiredError', 'Valid authentication was not provided: the access token has expired.', challenge('The access token has expired.'));
+      case 'audience':
+        throw new LogsError(401, 'InvalidAuthenticationTokenAudience', wrongAudienceMessage(failure.resource, failure.allowed), challenge('The access token has an invalid audience.'));
     }
-    const audiences = [...LOGS_AUDIENCES, ...this.extraAudiences()].map((a) => a.replace(/\/+$/, '').toLowerCase());
-    if (!audiences.includes(issued.resource.toLowerCase())) {
-      throw new LogsError(
-        401,
-        'InvalidAuthenticationTokenAudience',
-        `The access token has been obtained for wrong audience or resource '${issued.resource}'. It should exactly match with one of the allowed audiences ${audiences.map((a) => `'${a}'`).join(',')}.`,
-        challenge('The access token has an invalid audience.'),
-      );
-    }
-    return issued.principal;
   }
 
   // -------------------------------------------------------------------------------------------
