@@ -7,14 +7,12 @@
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { classifyAlert } from '../src/alerts/classify.js';
-import { fromAlertMessage, toAlertMessage } from '../src/alerts/message.js';
+import { fromAlertMessage } from '../src/alerts/message.js';
 import { processAlert } from '../src/alerts/process.js';
 import { getServices } from '../src/app/services.js';
 import { ALERT_POISON_QUEUE_NAME, ALERT_QUEUE_NAME } from '../src/config.js';
 import { ConfigurationError } from '../src/errors.js';
 import { json, problem } from './http.js';
-
-let alertQueueReady: Promise<unknown> | undefined;
 
 export async function postAlert(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   let body: unknown;
@@ -35,9 +33,7 @@ export async function postAlert(request: HttpRequest, context: InvocationContext
     case 'accepted': {
       const queue = services.alertQueue;
       if (!queue) throw new ConfigurationError('no alert queue configured');
-      alertQueueReady ??= queue.createIfNotExists();
-      await alertQueueReady;
-      await queue.sendMessage(Buffer.from(JSON.stringify(toAlertMessage(decision.alert, new Date())), 'utf8').toString('base64'));
+      await queue.enqueue(decision.alert, new Date());
       const { alert } = decision;
       context.info(JSON.stringify({ event: 'alert.accepted', alertId: alert.alertId, vms: alert.vms.length, workspace: alert.workspace?.resourceId ?? null }));
       return json(202, {

@@ -4,7 +4,7 @@
  */
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { ArmComputeGateway, type ComputeGateway } from '../adapters/compute.js';
-import { StorageJobQueue, type JobQueue } from '../adapters/job-queue.js';
+import { StorageAlertQueue, StorageJobQueue, type AlertQueue, type JobQueue } from '../adapters/job-queue.js';
 import { InMemoryRemediationStore, TableRemediationStore, type RemediationStore } from '../adapters/remediation-store.js';
 import { queueClient, tableClient, type StorageConnection } from '../adapters/storage.js';
 import { InMemoryVmLock, TableVmLock, type VmLock } from '../adapters/vm-lock.js';
@@ -12,7 +12,6 @@ import { ALERT_QUEUE_NAME, QUEUE_NAME, loadConfig, type Config } from '../config
 import { InMemoryAdmissionStore, TableAdmissionStore, type AdmissionStore } from '../alerts/admission.js';
 import { MonitorLogsGateway, type LogsGateway } from '../adapters/logs.js';
 import { pacingPolicy, TokenBucket } from '../adapters/pacing.js';
-import type { QueueClient } from '@azure/storage-queue';
 import { ConfigurationError } from '../errors.js';
 import type { RemediationDeps } from '../pipeline/remediate.js';
 
@@ -27,7 +26,7 @@ export interface Services {
   readonly logs: LogsGateway;
   readonly admissions: AdmissionStore;
   /** Where the webhook puts accepted alerts for the alert worker. */
-  readonly alertQueue: QueueClient | undefined;
+  readonly alertQueue: AlertQueue | undefined;
 }
 
 export interface CreateServicesOptions {
@@ -79,7 +78,7 @@ export function createServices(options: CreateServicesOptions = {}): Services {
     lock: new TableVmLock(tableClient(connection, config.tables.locks)),
     admissions: new TableAdmissionStore(tableClient(connection, config.tables.records)),
     queue: new StorageJobQueue(queueClient(connection, QUEUE_NAME)),
-    alertQueue: queueClient(connection, ALERT_QUEUE_NAME),
+    alertQueue: new StorageAlertQueue(queueClient(connection, ALERT_QUEUE_NAME)),
   };
 }
 
