@@ -84,29 +84,29 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const context = (functionName: string) =>
     new InvocationContext({ functionName, invocationId: crypto.randomUUID(), logHandler: (level, ...args) => logs.push({ functionName, level, message: args.map(String).join(' ') }) });
 
+  /** A JSON POST as the host hands it to an HTTP function; a string body is sent as is. */
+  const postJson = async (
+    route: string,
+    body: unknown,
+    handler: (request: InstanceType<typeof HttpRequest>, context: InstanceType<typeof InvocationContext>) => Promise<HttpResponseInit>,
+    functionName: string,
+  ): Promise<HttpResult> => {
+    const request = new HttpRequest({
+      method: 'POST',
+      url: `${APP_URL}${route}`,
+      headers: { 'content-type': 'application/json' },
+      body: { string: typeof body === 'string' ? body : JSON.stringify(body) },
+    });
+    return toResult(await handler(request, context(functionName)));
+  };
+
   const stack: LocalStack = {
     emulator,
     azurite,
     host,
     logs,
-    async post(body) {
-      const request = new HttpRequest({
-        method: 'POST',
-        url: `${APP_URL}/api/remediations`,
-        headers: { 'content-type': 'application/json' },
-        body: { string: typeof body === 'string' ? body : JSON.stringify(body) },
-      });
-      return toResult(await postRemediation(request, context('remediations-post')));
-    },
-    async postAlert(body) {
-      const request = new HttpRequest({
-        method: 'POST',
-        url: `${APP_URL}/api/alerts`,
-        headers: { 'content-type': 'application/json' },
-        body: { string: typeof body === 'string' ? body : JSON.stringify(body) },
-      });
-      return toResult(await postAlert(request, context('alerts')));
-    },
+    post: (body) => postJson('/api/remediations', body, postRemediation, 'remediations-post'),
+    postAlert: (body) => postJson('/api/alerts', body, postAlert, 'alerts'),
     async get(id) {
       const request = new HttpRequest({ method: 'GET', url: `${APP_URL}/api/remediations/${id}`, params: { id } });
       return toResult(await getRemediation(request, context('remediations-get')));

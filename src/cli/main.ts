@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { classifyAlert } from '../alerts/classify.js';
 import { processAlert } from '../alerts/process.js';
 import type { CliCommand } from './args.js';
+import type { RemediationRecord } from '../core/outcome.js';
 
 export async function main(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void } = defaultIo): Promise<number> {
   const parsed = parseArgs(argv);
@@ -67,7 +68,7 @@ async function alertCommand(cli: Extract<CliCommand, { command: 'alert' }>, io: 
     io.out(cli.json ? JSON.stringify({ classification }) : `ignored: ${classification.reason}: ${classification.detail}`);
     return 0;
   }
-  const outcomes: unknown[] = [];
+  const outcomes: RemediationRecord[] = [];
   const { queue } = services;
   const result = await processAlert(classification.alert, {
     logs: services.logs,
@@ -93,6 +94,6 @@ async function alertCommand(cli: Extract<CliCommand, { command: 'alert' }>, io: 
     io.out(`  ${d.decision.padEnd(12)} ${d.target}${d.decision === 'ignored' ? `  (${d.reason})` : `  → ${d.remediationId}`}`);
   }
   for (const w of result.warnings) io.out(`  warning: ${w}`);
-  for (const o of outcomes) io.out(describeOutcome(o as Parameters<typeof describeOutcome>[0]));
+  for (const o of outcomes) io.out(describeOutcome(o));
   return 0;
 }
