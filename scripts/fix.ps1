@@ -20,13 +20,13 @@ param(
     [ValidateSet('true', 'false')]
     [string]$DryRun = 'false',
 
-    [AllowEmptyString()]
-    [ValidateSet('', '0', '1', '2')]
-    [string]$RestoreSecurityLayer = '',
+    # Only for restore-rdp-security; absent leaves the value alone. Never sent empty: the Run
+    # Command agent would leave the name without an argument and binding would fail.
+    [ValidateSet('0', '1', '2')]
+    [string]$RestoreSecurityLayer,
 
-    [AllowEmptyString()]
-    [ValidateSet('', '0', '1')]
-    [string]$RestoreUserAuthentication = ''
+    [ValidateSet('0', '1')]
+    [string]$RestoreUserAuthentication
 )
 
 Set-StrictMode -Version 3.0
@@ -38,6 +38,7 @@ $ProgressPreference = 'SilentlyContinue'
 
 $resultLine = $null
 try {
+    # An absent restore parameter reads as '' here, which the logic takes as "leave alone".
     $fixResult = Invoke-RrFix -RunId $RunId -Actions $Actions -DryRun $DryRun -RestoreSecurityLayer $RestoreSecurityLayer -RestoreUserAuthentication $RestoreUserAuthentication
     $resultLine = ConvertTo-RrResultLine -Result $fixResult
 }

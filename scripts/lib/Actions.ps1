@@ -9,17 +9,10 @@
 # Windows PowerShell 5.1 syntax, Set-StrictMode -Version 3.0.
 # ---------------------------------------------------------------------------------------
 
-# The allow-list of action ids; the same list, in the same order, as src/contract/actions.ts.
-$script:RrActionIds = @(
-    'enable-tls12-server',
-    'repair-key-acl',
-    'remove-stale-cert-binding',
-    'regenerate-self-signed-cert',
-    'disable-nla',
-    'relax-security-layer',
-    'restore-rdp-security',
-    'restart-rdp-services'
-)
+# The allow-list of action ids, $script:RrActionIds, is not kept here: src/payloads/compose.ts
+# generates it from ACTION_IDS in src/contract/actions.ts and splices it in just before this
+# file (test/pester/Load-Payload.ps1 does the same for the Pester tests). Each id needs an
+# entry in $script:RrActionHandlers below (docs/adding-an-action.md).
 
 $script:RrTls12Key = 'HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2'
 
@@ -29,6 +22,9 @@ $script:RrSidAdministrators = '*S-1-5-32-544'
 # The Windows default for MachineKeys: Everyone may list and add keys (this folder only),
 # Administrators full control; protected, so nothing inherits from Crypto\RSA.
 $script:RrMachineKeysFolderDacl = 'D:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)'
+
+# Reruns with the same RunId keep every run's manifest: manifest.json, then manifest-2.json ...
+$script:RrManifestMaxRuns = 100
 
 $script:RrCertificateWaitSeconds = 30
 $script:RrServiceWaitSeconds = 60
@@ -92,6 +88,45 @@ function Complete-RrUnchanged {
     return $Result
 }
 
+function Complete-RrPlanned {
+    param(
+        [System.Collections.IDictionary]$Result,
+        [System.Collections.IDictionary]$Planned
+    )
+    # Dry run only: after is the state the action would set (the result's dryRun says so).
+    # A real run never reports a planned state; its after is always read back.
+    $Result['after'] = $Planned
+    return $Result
+}
+
+function Complete-RrAfterFailure {
+    param(
+        [hashtable]$Context,
+        [System.Collections.IDictionary]$Result
+    )
+    # An action threw. On a real run the VM may be half changed, so after is read back
+    # through the access layer, whatever the action had recorded. A dry run changed nothing.
+    if ([bool]$Context['DryRun']) {
+        $Result['after'] = Copy-RrValues -Values $Result['before']
+        return
+    }
+    try {
+        $Result['after'] = Read-RrActionState -Id ([string]$Result['id'])
+    }
+    catch {
+        $why = $_.Exception.Message
+        if ([bool]$Result['changed']) {
+            # Unknown, and said so: an empty after rather than a guess.
+            $Result['after'] = [ordered]@{}
+        }
+        else {
+            $Result['after'] = Copy-RrValues -Values $Result['before']
+        }
+        $message = [string]$Result['error']['message'] + ' (after could not be read back: ' + $why + ')'
+        Set-RrActionError -Result $Result -Code ([string]$Result['error']['code']) -Message $message | Out-Null
+    }
+}
+
 function Get-RrBackupPath {
     param(
         [hashtable]$Context,
@@ -147,14 +182,46 @@ function New-RrRestore {
         [string]$SecurityLayer,
         [string]$UserAuthentication
     )
+    # Only the parameters that carry a value: an empty Run Command parameter breaks binding,
+    # and an absent one means "leave this value alone".
+    $parameters = [ordered]@{}
+    if (-not [string]::IsNullOrEmpty($SecurityLayer)) {
+        $parameters['RestoreSecurityLayer'] = $SecurityLayer
+    }
+    if (-not [string]::IsNullOrEmpty($UserAuthentication)) {
+        $parameters['RestoreUserAuthentication'] = $UserAuthentication
+    }
     return [ordered]@{
         action     = 'restore-rdp-security'
-        parameters = [ordered]@{ RestoreSecurityLayer = $SecurityLayer; RestoreUserAuthentication = $UserAuthentication }
+        parameters = $parameters
     }
 }
 
 function Get-RrPolicyNow {
     return (Get-RrPolicyFacts -TsSetting (Read-RrTsGeneralSetting))
+}
+
+# ==== Action state =========================================================================
+# What each action reports as before and after, read through the access layer. The action
+# reads its before and its after with these, and the driver reads after with them when an
+# action threw (Complete-RrAfterFailure).
+
+function Get-RrTls12Values {
+    return [ordered]@{ tls12Server = Get-RrTls12ServerState }
+}
+
+function Get-RrBindingValues {
+    return [ordered]@{ hash = Get-RrBindingHashHex }
+}
+
+function Get-RrNlaValues {
+    $current = Get-RrRdpSecuritySettings
+    return [ordered]@{ userAuthentication = [int]$current['userAuthentication'] }
+}
+
+function Get-RrRdpSecurityValues {
+    $current = Get-RrRdpSecuritySettings
+    return [ordered]@{ securityLayer = [int]$current['securityLayer']; userAuthentication = [int]$current['userAuthentication'] }
 }
 
 # ==== Actions ==============================================================================
@@ -164,14 +231,12 @@ function Invoke-RrEnableTls12Server {
         [hashtable]$Context,
         [System.Collections.IDictionary]$Result = (New-RrActionResult -Id 'enable-tls12-server')
     )
-    $state = Get-RrTls12ServerState
-    $Result['before'] = [ordered]@{ tls12Server = $state }
-    if ($state -eq 'enabled') {
+    $Result['before'] = Get-RrTls12Values
+    if ($Result['before']['tls12Server'] -eq 'enabled') {
         return (Complete-RrUnchanged -Context $Context -Result $Result)
     }
-    $Result['after'] = [ordered]@{ tls12Server = 'enabled' }
     if ($Context['DryRun']) {
-        return $Result
+        return (Complete-RrPlanned -Result $Result -Planned ([ordered]@{ tls12Server = 'enabled' }))
     }
 
     if ([bool](Test-RrRegistryKey -Path $script:RrTls12Key)) {
@@ -191,9 +256,8 @@ function Invoke-RrEnableTls12Server {
     Set-RrRegistryValue -Path $script:RrTls12ServerKey -Name 'Enabled' -Value 1 -Kind 'DWord' | Out-Null
     Set-RrRegistryValue -Path $script:RrTls12ServerKey -Name 'DisabledByDefault' -Value 0 -Kind 'DWord' | Out-Null
 
-    $after = Get-RrTls12ServerState
-    $Result['after'] = [ordered]@{ tls12Server = $after }
-    $Result['verified'] = ($after -eq 'enabled')
+    $Result['after'] = Get-RrTls12Values
+    $Result['verified'] = ($Result['after']['tls12Server'] -eq 'enabled')
     return $Result
 }
 
@@ -215,6 +279,54 @@ function Get-RrPlannedKeyFileSddl {
     return ($withOwner + 'D:' + $grants)
 }
 
+function Get-RrSddlWithoutInheritedAces {
+    param([string]$Sddl)
+    # The SDDL an object is left with when its parent stops passing anything on: its DACL
+    # without the inherited (ID) ACEs. A protected DACL (D:P) takes nothing from its parent
+    # and stays as it is. The MachineKeys default DACL has no inheritable ACE, so this is
+    # what Windows makes of the key file's ACL when it recomputes it after the folder repair.
+    if ([string]::IsNullOrEmpty($Sddl)) {
+        return $Sddl
+    }
+    $match = [regex]::Match($Sddl, 'D:(?<flags>(?:P|AI|AR|NO_ACCESS_CONTROL)*)(?<aces>(?:\([^)]*\))*)')
+    if (-not $match.Success -or ($match.Groups['flags'].Value.Replace('NO_ACCESS_CONTROL', '') -match 'P')) {
+        return $Sddl
+    }
+    $kept = New-Object System.Text.StringBuilder
+    foreach ($aceMatch in [regex]::Matches($match.Groups['aces'].Value, '\(([^)]*)\)')) {
+        $fields = $aceMatch.Groups[1].Value.Split(';')
+        $inherited = $false
+        if ($fields.Length -ge 2) {
+            $aceFlags = $fields[1].ToUpperInvariant()
+            for ($index = 0; $index + 1 -lt $aceFlags.Length; $index += 2) {
+                if ($aceFlags.Substring($index, 2) -eq 'ID') {
+                    $inherited = $true
+                }
+            }
+        }
+        if (-not $inherited) {
+            [void]$kept.Append($aceMatch.Value)
+        }
+    }
+    $aces = $match.Groups['aces']
+    return ($Sddl.Substring(0, $aces.Index) + $kept.ToString() + $Sddl.Substring($aces.Index + $aces.Length))
+}
+
+function ConvertTo-RrKeyAclValues {
+    param([System.Collections.IDictionary]$Keys)
+    return [ordered]@{ fileSddl = $Keys['fileSddl']; folderSddl = $Keys['folderSddl'] }
+}
+
+function Get-RrKeyAclValues {
+    return (ConvertTo-RrKeyAclValues -Keys (Get-RrKeyFacts))
+}
+
+function Test-RrKeyFileNeedsRepair {
+    param([System.Collections.IDictionary]$Keys)
+    # A missing key file is regenerate-self-signed-cert's business.
+    return ($Keys['file'] -eq 'present' -and -not [bool]$Keys['fileOk'])
+}
+
 function Invoke-RrRepairKeyAcl {
     param(
         [hashtable]$Context,
@@ -223,25 +335,26 @@ function Invoke-RrRepairKeyAcl {
     $folder = Get-RrMachineKeysFolder
     $file = Get-RrKeyFilePath
     $keys = Get-RrKeyFacts
-    $Result['before'] = [ordered]@{ fileSddl = $keys['fileSddl']; folderSddl = $keys['folderSddl'] }
-    $folderNeedsRepair = -not $keys['folderOk']
-    # A missing key file is regenerate-self-signed-cert's business.
-    $fileNeedsRepair = ($keys['file'] -eq 'present' -and -not $keys['fileOk'])
-    if (-not $folderNeedsRepair -and -not $fileNeedsRepair) {
+    $Result['before'] = ConvertTo-RrKeyAclValues -Keys $keys
+    $folderNeedsRepair = -not [bool]$keys['folderOk']
+    if (-not $folderNeedsRepair -and -not (Test-RrKeyFileNeedsRepair -Keys $keys)) {
         return (Complete-RrUnchanged -Context $Context -Result $Result)
     }
 
-    $plannedFolder = $keys['folderSddl']
-    if ($folderNeedsRepair) {
-        $plannedFolder = $script:RrMachineKeysFolderDacl
-    }
-    $plannedFile = $keys['fileSddl']
-    if ($fileNeedsRepair) {
-        $plannedFile = Get-RrPlannedKeyFileSddl -Sddl $keys['fileSddl']
-    }
-    $Result['after'] = [ordered]@{ fileSddl = $plannedFile; folderSddl = $plannedFolder }
     if ($Context['DryRun']) {
-        return $Result
+        # Whether the key file needs repair is decided on its ACL as it will be after the
+        # folder repair: access it had only through inheritance from the folder goes then.
+        $plannedFolder = $keys['folderSddl']
+        $expectedFile = $keys['fileSddl']
+        if ($folderNeedsRepair) {
+            $plannedFolder = $script:RrMachineKeysFolderDacl
+            $expectedFile = Get-RrSddlWithoutInheritedAces -Sddl $keys['fileSddl']
+        }
+        $plannedFile = $expectedFile
+        if ($keys['file'] -eq 'present' -and ($null -eq $expectedFile -or -not [bool](Test-RrKeyFileSddl -Sddl $expectedFile))) {
+            $plannedFile = Get-RrPlannedKeyFileSddl -Sddl $expectedFile
+        }
+        return (Complete-RrPlanned -Result $Result -Planned ([ordered]@{ fileSddl = $plannedFile; folderSddl = $plannedFolder }))
     }
 
     $backup = Get-RrBackupPath -Context $Context -FileName 'machinekeys.acl'
@@ -258,8 +371,11 @@ function Invoke-RrRepairKeyAcl {
     $Result['changed'] = $true
     if ($folderNeedsRepair) {
         Set-RrSddl -Path $folder -Sddl $script:RrMachineKeysFolderDacl | Out-Null
+        # Windows recomputes the children's inherited ACEs when the folder's DACL is set, so
+        # the key file's ACL is read again and judged as it is now.
+        $keys = Get-RrKeyFacts
     }
-    if ($fileNeedsRepair) {
+    if (Test-RrKeyFileNeedsRepair -Keys $keys) {
         # Administrators as owner first: the owner may rewrite the DACL whatever it says.
         Assert-RrNativeSuccess -NativeResult (Invoke-RrIcaclsSetOwner -Path $file -Owner $script:RrSidAdministrators) -What 'icacls /setowner'
         $grants = @(($script:RrSidSystem + ':(F)'), ($script:RrSidNetworkService + ':(R)'))
@@ -267,7 +383,7 @@ function Invoke-RrRepairKeyAcl {
     }
 
     $after = Get-RrKeyFacts
-    $Result['after'] = [ordered]@{ fileSddl = $after['fileSddl']; folderSddl = $after['folderSddl'] }
+    $Result['after'] = ConvertTo-RrKeyAclValues -Keys $after
     $Result['verified'] = ([bool]$after['folderOk'] -and ($after['file'] -eq 'missing' -or [bool]$after['fileOk']))
     return $Result
 }
@@ -299,8 +415,8 @@ function Invoke-RrRemoveStaleCertBinding {
         [hashtable]$Context,
         [System.Collections.IDictionary]$Result = (New-RrActionResult -Id 'remove-stale-cert-binding')
     )
-    $hash = Get-RrBindingHashHex
-    $Result['before'] = [ordered]@{ hash = $hash }
+    $Result['before'] = Get-RrBindingValues
+    $hash = $Result['before']['hash']
     if ($null -eq $hash) {
         return (Complete-RrUnchanged -Context $Context -Result $Result)
     }
@@ -312,9 +428,8 @@ function Invoke-RrRemoveStaleCertBinding {
         return (Complete-RrRefused -Result $Result -Code 'not-applicable' -Message ('The bound certificate ' + $hash + ' is in LocalMachine\My, unexpired and has a private key.'))
     }
     Write-Verbose ('binding ' + $hash + ' is stale: ' + $reason)
-    $Result['after'] = [ordered]@{ hash = $null }
     if ($Context['DryRun']) {
-        return $Result
+        return (Complete-RrPlanned -Result $Result -Planned ([ordered]@{ hash = $null }))
     }
 
     $Result['backup'] = Backup-RrRegistryKey -Context $Context -KeyPath $script:RrRdpTcpKey -FileName 'rdp-tcp.reg'
@@ -322,9 +437,8 @@ function Invoke-RrRemoveStaleCertBinding {
     # Only the value goes; the certificate stays in LocalMachine\My.
     Remove-RrRegistryValue -Path $script:RrRdpTcpKey -Name 'SSLCertificateSHA1Hash' | Out-Null
 
-    $after = Get-RrBindingHashHex
-    $Result['after'] = [ordered]@{ hash = $after }
-    $Result['verified'] = ($null -eq $after)
+    $Result['after'] = Get-RrBindingValues
+    $Result['verified'] = ($null -eq $Result['after']['hash'])
     return $Result
 }
 
@@ -409,32 +523,42 @@ function ConvertTo-RrCertValues {
     }
 }
 
+function Get-RrSelfSignedCertValues {
+    param([object]$State = (Get-RrRdpCertificateState))
+    # The usable self-signed certificate, else the newest self-signed one (nulls when none).
+    if ($null -ne $State.Usable) {
+        return (ConvertTo-RrCertValues -Certificate $State.Usable)
+    }
+    return (ConvertTo-RrCertValues -Certificate $State.NewestSelfSigned)
+}
+
 function Invoke-RrRegenerateSelfSignedCert {
     param(
         [hashtable]$Context,
         [System.Collections.IDictionary]$Result = (New-RrActionResult -Id 'regenerate-self-signed-cert')
     )
     $state = Get-RrRdpCertificateState
-    $Result['before'] = ConvertTo-RrCertValues -Certificate $state.NewestSelfSigned
+    $Result['before'] = Get-RrSelfSignedCertValues -State $state
     if ($null -ne $state.Usable) {
-        $Result['before'] = ConvertTo-RrCertValues -Certificate $state.Usable
         return (Complete-RrUnchanged -Context $Context -Result $Result)
     }
     $policy = Get-RrPolicyNow
     if ($policy['certTemplate']) {
         return (Complete-RrRefused -Result $Result -Code 'gpo-template' -Message 'Group Policy names a certificate template (CertTemplateName); the listener certificate comes from auto-enrolment.')
     }
-    # The new certificate's thumbprint is not known before Windows issues it.
-    $Result['after'] = [ordered]@{ thumb = $null; notAfter = $null }
     if ($Context['DryRun']) {
-        return $Result
+        # The new certificate's thumbprint is not known before Windows issues it.
+        return (Complete-RrPlanned -Result $Result -Planned ([ordered]@{ thumb = $null; notAfter = $null }))
     }
 
     $backups = New-Object System.Collections.Generic.List[string]
     foreach ($certificate in $state.Removable) {
         $thumb = ([string]$certificate.Thumbprint).ToUpperInvariant()
         $file = Get-RrBackupPath -Context $Context -FileName ('rdp-' + $thumb + '.cer')
-        Export-RrCertificate -StoreName $script:RrRdpStoreName -Thumbprint $thumb -File $file | Out-Null
+        # Like every backup of a RunId: the first export is kept.
+        if (-not [bool](Test-RrPath -Path $file)) {
+            Export-RrCertificate -StoreName $script:RrRdpStoreName -Thumbprint $thumb -File $file | Out-Null
+        }
         $backups.Add($file)
     }
     if ($backups.Count -gt 0) {
@@ -455,12 +579,11 @@ function Invoke-RrRegenerateSelfSignedCert {
         Start-RrSleep -Seconds $script:RrPollSeconds | Out-Null
         $current = Get-RrRdpCertificateState
     }
+    $Result['after'] = Get-RrSelfSignedCertValues -State $current
     if ($null -ne $current.Usable) {
-        $Result['after'] = ConvertTo-RrCertValues -Certificate $current.Usable
         $Result['verified'] = $true
     }
     else {
-        $Result['after'] = ConvertTo-RrCertValues -Certificate $current.NewestSelfSigned
         Set-RrActionError -Result $Result -Code 'timeout' -Message ('No usable self-signed certificate appeared in the Remote Desktop store within ' + $script:RrCertificateWaitSeconds + ' s of restarting SessionEnv.') | Out-Null
     }
     return $Result
@@ -487,9 +610,8 @@ function Invoke-RrRestartRdpServices {
     if ($healthy -and -not [bool]$Context['ChangedSoFar']) {
         return (Complete-RrUnchanged -Context $Context -Result $Result)
     }
-    $Result['after'] = [ordered]@{ TermService = 'Running'; UmRdpService = 'Running' }
     if ($Context['DryRun']) {
-        return $Result
+        return (Complete-RrPlanned -Result $Result -Planned ([ordered]@{ TermService = 'Running'; UmRdpService = 'Running' }))
     }
 
     $Result['changed'] = $true
@@ -557,8 +679,8 @@ function Invoke-RrDisableNla {
         [hashtable]$Context,
         [System.Collections.IDictionary]$Result = (New-RrActionResult -Id 'disable-nla')
     )
-    $current = Get-RrRdpSecuritySettings
-    $Result['before'] = [ordered]@{ userAuthentication = [int]$current['userAuthentication'] }
+    $Result['before'] = Get-RrNlaValues
+    $current = $Result['before']
     $policy = Get-RrPolicyNow
     if ($policy['userAuthentication']) {
         return (Complete-RrRefused -Result $Result -Code 'gpo-enforced' -Message 'Group Policy sets UserAuthentication (NLA); a local change would be overwritten.')
@@ -566,19 +688,17 @@ function Invoke-RrDisableNla {
     if ([int]$current['userAuthentication'] -eq 0) {
         return (Complete-RrUnchanged -Context $Context -Result $Result)
     }
-    $Result['after'] = [ordered]@{ userAuthentication = 0 }
     if ($Context['DryRun']) {
-        return $Result
+        return (Complete-RrPlanned -Result $Result -Planned ([ordered]@{ userAuthentication = 0 }))
     }
 
     $Result['backup'] = Backup-RrRegistryKey -Context $Context -KeyPath $script:RrRdpTcpKey -FileName 'rdp-tcp.reg'
     $Result['changed'] = $true
-    $Result['restore'] = New-RrRestore -SecurityLayer '' -UserAuthentication ([string]$current['userAuthentication'])
+    $Result['restore'] = New-RrRestore -UserAuthentication ([string]$current['userAuthentication'])
     Set-RrRdpSecurity -SecurityLayer $null -UserAuthentication 0 | Out-Null
 
-    $after = Get-RrRdpSecuritySettings
-    $Result['after'] = [ordered]@{ userAuthentication = [int]$after['userAuthentication'] }
-    $Result['verified'] = ([int]$after['userAuthentication'] -eq 0)
+    $Result['after'] = Get-RrNlaValues
+    $Result['verified'] = ([int]$Result['after']['userAuthentication'] -eq 0)
     return $Result
 }
 
@@ -587,8 +707,8 @@ function Invoke-RrRelaxSecurityLayer {
         [hashtable]$Context,
         [System.Collections.IDictionary]$Result = (New-RrActionResult -Id 'relax-security-layer')
     )
-    $current = Get-RrRdpSecuritySettings
-    $Result['before'] = [ordered]@{ securityLayer = [int]$current['securityLayer']; userAuthentication = [int]$current['userAuthentication'] }
+    $Result['before'] = Get-RrRdpSecurityValues
+    $current = $Result['before']
     $policy = Get-RrPolicyNow
     if ($policy['securityLayer'] -or $policy['userAuthentication']) {
         return (Complete-RrRefused -Result $Result -Code 'gpo-enforced' -Message 'Group Policy sets SecurityLayer or UserAuthentication; a local change would be overwritten.')
@@ -596,9 +716,8 @@ function Invoke-RrRelaxSecurityLayer {
     if ([int]$current['securityLayer'] -eq 0 -and [int]$current['userAuthentication'] -eq 0) {
         return (Complete-RrUnchanged -Context $Context -Result $Result)
     }
-    $Result['after'] = [ordered]@{ securityLayer = 0; userAuthentication = 0 }
     if ($Context['DryRun']) {
-        return $Result
+        return (Complete-RrPlanned -Result $Result -Planned ([ordered]@{ securityLayer = 0; userAuthentication = 0 }))
     }
 
     $Result['backup'] = Backup-RrRegistryKey -Context $Context -KeyPath $script:RrRdpTcpKey -FileName 'rdp-tcp.reg'
@@ -606,8 +725,8 @@ function Invoke-RrRelaxSecurityLayer {
     $Result['restore'] = New-RrRestore -SecurityLayer ([string]$current['securityLayer']) -UserAuthentication ([string]$current['userAuthentication'])
     Set-RrRdpSecurity -SecurityLayer 0 -UserAuthentication 0 | Out-Null
 
-    $after = Get-RrRdpSecuritySettings
-    $Result['after'] = [ordered]@{ securityLayer = [int]$after['securityLayer']; userAuthentication = [int]$after['userAuthentication'] }
+    $after = Get-RrRdpSecurityValues
+    $Result['after'] = $after
     $Result['verified'] = ([int]$after['securityLayer'] -eq 0 -and [int]$after['userAuthentication'] -eq 0)
     return $Result
 }
@@ -619,8 +738,8 @@ function Invoke-RrRestoreRdpSecurity {
     )
     $wantedSecurityLayer = [string]$Context['RestoreSecurityLayer']
     $wantedUserAuthentication = [string]$Context['RestoreUserAuthentication']
-    $current = Get-RrRdpSecuritySettings
-    $Result['before'] = [ordered]@{ securityLayer = [int]$current['securityLayer']; userAuthentication = [int]$current['userAuthentication'] }
+    $Result['before'] = Get-RrRdpSecurityValues
+    $current = $Result['before']
     $policy = Get-RrPolicyNow
     if (($wantedSecurityLayer -ne '' -and $policy['securityLayer']) -or ($wantedUserAuthentication -ne '' -and $policy['userAuthentication'])) {
         return (Complete-RrRefused -Result $Result -Code 'gpo-enforced' -Message 'Group Policy sets a value this restore would write; a local change would be overwritten.')
@@ -645,19 +764,44 @@ function Invoke-RrRestoreRdpSecurity {
     if ($null -eq $setSecurityLayer -and $null -eq $setUserAuthentication) {
         return (Complete-RrUnchanged -Context $Context -Result $Result)
     }
-    $Result['after'] = [ordered]@{ securityLayer = $targetSecurityLayer; userAuthentication = $targetUserAuthentication }
     if ($Context['DryRun']) {
-        return $Result
+        return (Complete-RrPlanned -Result $Result -Planned ([ordered]@{ securityLayer = $targetSecurityLayer; userAuthentication = $targetUserAuthentication }))
     }
 
     $Result['backup'] = Backup-RrRegistryKey -Context $Context -KeyPath $script:RrRdpTcpKey -FileName 'rdp-tcp.reg'
     $Result['changed'] = $true
     Set-RrRdpSecurity -SecurityLayer $setSecurityLayer -UserAuthentication $setUserAuthentication | Out-Null
 
-    $after = Get-RrRdpSecuritySettings
-    $Result['after'] = [ordered]@{ securityLayer = [int]$after['securityLayer']; userAuthentication = [int]$after['userAuthentication'] }
+    $after = Get-RrRdpSecurityValues
+    $Result['after'] = $after
     $Result['verified'] = ([int]$after['securityLayer'] -eq $targetSecurityLayer -and [int]$after['userAuthentication'] -eq $targetUserAuthentication)
     return $Result
+}
+
+# ==== Dispatch =============================================================================
+# One entry per action id: the function that runs it and the function that reads the state it
+# reports. The ids are those of $script:RrActionIds, generated from src/contract/actions.ts.
+
+$script:RrActionHandlers = @{
+    'enable-tls12-server'         = @{ Invoke = 'Invoke-RrEnableTls12Server'; Read = 'Get-RrTls12Values' }
+    'repair-key-acl'              = @{ Invoke = 'Invoke-RrRepairKeyAcl'; Read = 'Get-RrKeyAclValues' }
+    'remove-stale-cert-binding'   = @{ Invoke = 'Invoke-RrRemoveStaleCertBinding'; Read = 'Get-RrBindingValues' }
+    'regenerate-self-signed-cert' = @{ Invoke = 'Invoke-RrRegenerateSelfSignedCert'; Read = 'Get-RrSelfSignedCertValues' }
+    'disable-nla'                 = @{ Invoke = 'Invoke-RrDisableNla'; Read = 'Get-RrNlaValues' }
+    'relax-security-layer'        = @{ Invoke = 'Invoke-RrRelaxSecurityLayer'; Read = 'Get-RrRdpSecurityValues' }
+    'restore-rdp-security'        = @{ Invoke = 'Invoke-RrRestoreRdpSecurity'; Read = 'Get-RrRdpSecurityValues' }
+    'restart-rdp-services'        = @{ Invoke = 'Invoke-RrRestartRdpServices'; Read = 'Get-RrRdpServiceValues' }
+}
+
+function Get-RrActionHandler {
+    param([string]$Id)
+    # Case-sensitive, like the allow-list (a hashtable's keys are not).
+    foreach ($key in @($script:RrActionHandlers.Keys)) {
+        if ($key -ceq $Id) {
+            return $script:RrActionHandlers[$key]
+        }
+    }
+    throw ('No handler for action id: ' + $Id)
 }
 
 function Invoke-RrAction {
@@ -666,17 +810,14 @@ function Invoke-RrAction {
         [hashtable]$Context,
         [System.Collections.IDictionary]$Result
     )
-    switch -CaseSensitive ($Id) {
-        'enable-tls12-server' { return (Invoke-RrEnableTls12Server -Context $Context -Result $Result) }
-        'repair-key-acl' { return (Invoke-RrRepairKeyAcl -Context $Context -Result $Result) }
-        'remove-stale-cert-binding' { return (Invoke-RrRemoveStaleCertBinding -Context $Context -Result $Result) }
-        'regenerate-self-signed-cert' { return (Invoke-RrRegenerateSelfSignedCert -Context $Context -Result $Result) }
-        'restart-rdp-services' { return (Invoke-RrRestartRdpServices -Context $Context -Result $Result) }
-        'disable-nla' { return (Invoke-RrDisableNla -Context $Context -Result $Result) }
-        'relax-security-layer' { return (Invoke-RrRelaxSecurityLayer -Context $Context -Result $Result) }
-        'restore-rdp-security' { return (Invoke-RrRestoreRdpSecurity -Context $Context -Result $Result) }
-    }
-    throw ('Unknown action id: ' + $Id)
+    $handler = Get-RrActionHandler -Id $Id
+    return (& $handler['Invoke'] -Context $Context -Result $Result)
+}
+
+function Read-RrActionState {
+    param([string]$Id)
+    $handler = Get-RrActionHandler -Id $Id
+    return (& $handler['Read'])
 }
 
 # ==== Parameters ===========================================================================
@@ -693,6 +834,10 @@ function Get-RrFixParameterProblem {
     if ($null -ne $runIdProblem) {
         return $runIdProblem
     }
+    if ($null -eq (Get-Variable -Name 'RrActionIds' -Scope Script -ErrorAction SilentlyContinue)) {
+        # Not a parameter problem: the payload was not composed by src/payloads/compose.ts.
+        throw 'The action allow-list ($script:RrActionIds) is missing; compose the payload with src/payloads/compose.ts.'
+    }
     if ($Actions -cnotmatch '^[a-z0-9-]+(,[a-z0-9-]+)*$') {
         return 'Actions must be a comma-separated list of action ids'
     }
@@ -704,20 +849,40 @@ function Get-RrFixParameterProblem {
     if ($DryRun -cne 'true' -and $DryRun -cne 'false') {
         return "DryRun must be 'true' or 'false'"
     }
+    # '' is how an absent parameter reads (fix.ps1 never binds an empty one): leave alone.
     if (@('', '0', '1', '2') -cnotcontains $RestoreSecurityLayer) {
-        return "RestoreSecurityLayer must be '', '0', '1' or '2'"
+        return "RestoreSecurityLayer must be '0', '1' or '2', or absent"
     }
     if (@('', '0', '1') -cnotcontains $RestoreUserAuthentication) {
-        return "RestoreUserAuthentication must be '', '0' or '1'"
+        return "RestoreUserAuthentication must be '0' or '1', or absent"
     }
     return $null
 }
 
 # ==== Payloads =============================================================================
 
+function Get-RrManifestPath {
+    param([string]$BackupDir)
+    # A rerun with the same RunId (a redelivered job) must not overwrite the record of an
+    # earlier run, which may hold the only restore of a security-lowering change: the first
+    # run writes manifest.json, the next ones manifest-2.json, manifest-3.json, ...
+    $path = Join-RrPath -Parent $BackupDir -Child 'manifest.json'
+    if (-not [bool](Test-RrPath -Path $path)) {
+        return [pscustomobject]@{ Path = $path; Sequence = 1 }
+    }
+    for ($sequence = 2; $sequence -le $script:RrManifestMaxRuns; $sequence++) {
+        $path = Join-RrPath -Parent $BackupDir -Child ('manifest-' + $sequence + '.json')
+        if (-not [bool](Test-RrPath -Path $path)) {
+            return [pscustomobject]@{ Path = $path; Sequence = $sequence }
+        }
+    }
+    throw ('RunId has ' + $script:RrManifestMaxRuns + ' manifests already; none is overwritten.')
+}
+
 function Write-RrManifest {
     param(
         [string]$Path,
+        [int]$Sequence,
         [string]$RunId,
         [object[]]$Actions
     )
@@ -736,11 +901,13 @@ function Write-RrManifest {
             })
     }
     $manifest = [ordered]@{
-        kind      = 'rdp-remediator-fix-manifest'
-        v         = 1
-        runId     = $RunId
+        kind       = 'rdp-remediator-fix-manifest'
+        v          = 1
+        runId      = $RunId
+        # 1 for manifest.json, n for manifest-<n>.json: the order of the runs with this RunId.
+        sequence   = $Sequence
         createdUtc = Format-RrDate -Date (Get-RrNow)
-        actions   = $entries.ToArray()
+        actions    = $entries.ToArray()
     }
     Write-RrTextFile -Path $Path -Text (ConvertTo-Json -InputObject $manifest -Depth 10) | Out-Null
 }
@@ -791,6 +958,8 @@ function Invoke-RrFix {
         catch {
             Set-RrActionError -Result $actionResult -Code 'exception' -Message $_.Exception.Message | Out-Null
             $threw = $true
+            # Never a planned state: after is what the VM holds now.
+            Complete-RrAfterFailure -Context $context -Result $actionResult
         }
         if ($actionResult['changed']) {
             $context['ChangedSoFar'] = $true
@@ -803,11 +972,12 @@ function Invoke-RrFix {
 
     if (-not $isDryRun) {
         try {
-            Write-RrManifest -Path (Join-RrPath -Parent $backupDir -Child 'manifest.json') -RunId $RunId -Actions $result['actions']
+            $manifest = Get-RrManifestPath -BackupDir $backupDir
+            Write-RrManifest -Path $manifest.Path -Sequence $manifest.Sequence -RunId $RunId -Actions $result['actions']
         }
         catch {
             $result['ok'] = $false
-            $result['error'] = New-RrError -Code 'manifest' -Message ('manifest.json not written: ' + $_.Exception.Message)
+            $result['error'] = New-RrError -Code 'manifest' -Message ('manifest not written: ' + $_.Exception.Message)
         }
     }
 

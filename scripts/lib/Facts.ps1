@@ -711,54 +711,152 @@ function Get-RrUtf8Length {
     return [System.Text.Encoding]::UTF8.GetByteCount($Text)
 }
 
-function Limit-RrFactDetail {
+# The size guard shortens only text meant for people, never a value the TypeScript side
+# decides on. It reads every fact (src/core/diagnose.ts, src/core/planner.ts) and, of each
+# action, id, changed, verified, the error code and restore (src/core/outcome.ts judgeFix);
+# none of those is ever dropped or changed, and verify is never dropped (judgeFix would take
+# a missing re-read for a VM that could not be read). Display text goes in stages, each
+# applied only while the line is still too long; when nothing display-only is left to
+# shorten, the result is replaced by an explicit result-too-large failure.
+#   1. SDDL text in the facts (keys.fileSddl, keys.folderSddl) beyond 64 characters
+#   2. string values in the actions' before / after beyond 64 characters
+#   3. error messages (the actions' and the payload's) beyond 80 characters
+#   4. the OS caption beyond 32 characters, and an action's backup list beyond 128
+#   5. SDDL text and before / after strings beyond 16 characters
+#   6. error messages beyond 40 characters
+#   7. SDDL text, before / after strings and error messages cut to '...' (the manifest has them)
+$script:RrResultLineStages = 7
+
+function Limit-RrValueText {
     param(
-        [System.Collections.IDictionary]$Facts,
-        [int]$Stage
+        [System.Collections.IDictionary]$Values,
+        [string[]]$Names,
+        [int]$MaxLength
     )
-    if ($null -eq $Facts) {
+    # Shortens the string values among $Names (all keys when $Names is empty); null,
+    # numbers and booleans stay as they are.
+    if ($null -eq $Values) {
         return
     }
-    $cert = $Facts['cert']
-    if ($Stage -eq 1 -and @($cert['store']).Count -gt 1) {
-        $cert['store'] = @(@($cert['store'])[0])
+    $targets = $Names
+    if ($null -eq $targets -or $targets.Count -eq 0) {
+        $targets = @($Values.Keys)
     }
-    elseif ($Stage -eq 2) {
-        $cert['store'] = @()
-    }
-    elseif ($Stage -eq 3) {
-        $keys = $Facts['keys']
-        $keys['folderSddl'] = Limit-RrText -Text $keys['folderSddl'] -MaxLength 64
-        if ($null -ne $keys['fileSddl']) {
-            $keys['fileSddl'] = Limit-RrText -Text $keys['fileSddl'] -MaxLength 64
+    foreach ($key in @($targets)) {
+        if ($Values.Contains($key) -and $Values[$key] -is [string]) {
+            $Values[$key] = Limit-RrText -Text $Values[$key] -MaxLength $MaxLength
         }
     }
 }
 
-function Limit-RrActionDetail {
+function Get-RrResultActions {
+    param([System.Collections.IDictionary]$Result)
+    # A probe result has no actions; @($null) would be one.
+    $actions = Get-RrPropertyValue -InputObject $Result -Name 'actions'
+    if ($null -eq $actions) {
+        return , @()
+    }
+    return , @($actions)
+}
+
+function Limit-RrErrorText {
     param(
-        [object[]]$Actions,
-        [int]$Stage
+        [System.Collections.IDictionary]$Result,
+        [int]$MaxLength
     )
-    foreach ($action in $Actions) {
-        if ($Stage -eq 4) {
-            foreach ($part in @('before', 'after')) {
-                $values = $action[$part]
-                foreach ($key in @($values.Keys)) {
-                    if ($values[$key] -is [string]) {
-                        $values[$key] = Limit-RrText -Text $values[$key] -MaxLength 64
-                    }
-                }
-            }
-        }
-        elseif ($Stage -eq 5) {
-            $action['before'] = [ordered]@{}
-            $action['after'] = [ordered]@{}
-        }
-        elseif ($Stage -eq 6 -and $null -ne $action['error']) {
-            $action['error']['message'] = Limit-RrText -Text $action['error']['message'] -MaxLength 80
+    $errors = New-Object System.Collections.Generic.List[object]
+    $errors.Add((Get-RrPropertyValue -InputObject $Result -Name 'error'))
+    foreach ($action in (Get-RrResultActions -Result $Result)) {
+        $errors.Add((Get-RrPropertyValue -InputObject $action -Name 'error'))
+    }
+    foreach ($item in $errors) {
+        if ($item -is [System.Collections.IDictionary]) {
+            # The code is what the TypeScript side reads; only the message is shortened.
+            Limit-RrValueText -Values $item -Names @('message') -MaxLength $MaxLength
         }
     }
+}
+
+function Limit-RrResultDetail {
+    param(
+        [System.Collections.IDictionary]$Result,
+        [string]$FactsKey,
+        [int]$Stage
+    )
+    $facts = Get-RrPropertyValue -InputObject $Result -Name $FactsKey
+    $keys = Get-RrPropertyValue -InputObject $facts -Name 'keys'
+    $actions = Get-RrResultActions -Result $Result
+    switch ($Stage) {
+        1 { Limit-RrValueText -Values $keys -Names @('fileSddl', 'folderSddl') -MaxLength 64 }
+        2 {
+            foreach ($action in $actions) {
+                Limit-RrValueText -Values $action['before'] -Names @() -MaxLength 64
+                Limit-RrValueText -Values $action['after'] -Names @() -MaxLength 64
+            }
+        }
+        3 { Limit-RrErrorText -Result $Result -MaxLength 80 }
+        4 {
+            Limit-RrValueText -Values (Get-RrPropertyValue -InputObject $facts -Name 'os') -Names @('caption') -MaxLength 32
+            foreach ($action in $actions) {
+                Limit-RrValueText -Values $action -Names @('backup') -MaxLength 128
+            }
+        }
+        5 {
+            Limit-RrValueText -Values $keys -Names @('fileSddl', 'folderSddl') -MaxLength 16
+            foreach ($action in $actions) {
+                Limit-RrValueText -Values $action['before'] -Names @() -MaxLength 16
+                Limit-RrValueText -Values $action['after'] -Names @() -MaxLength 16
+            }
+        }
+        6 { Limit-RrErrorText -Result $Result -MaxLength 40 }
+        7 {
+            Limit-RrValueText -Values $keys -Names @('fileSddl', 'folderSddl') -MaxLength 3
+            foreach ($action in $actions) {
+                Limit-RrValueText -Values $action['before'] -Names @() -MaxLength 3
+                Limit-RrValueText -Values $action['after'] -Names @() -MaxLength 3
+            }
+            Limit-RrErrorText -Result $Result -MaxLength 3
+        }
+    }
+}
+
+function New-RrResultTooLarge {
+    param(
+        [System.Collections.IDictionary]$Result,
+        [int]$MaxBytes
+    )
+    # Nothing display-only is left to shorten: an explicit failure, never a shorter lie.
+    $isFix = ($Result['kind'] -eq 'fix')
+    if ($isFix) {
+        $failure = New-RrFixResult -RunId ([string]$Result['runId']) -DryRun ([bool]$Result['dryRun'])
+        $failure['backupDir'] = $Result['backupDir']
+        $where = 'see the manifest in the backup directory.'
+        if ([bool]$Result['dryRun']) {
+            $where = 'run fewer actions at a time.'
+        }
+        # A security-lowering change must stay known to the caller, with its restore: those
+        # actions are kept (their text already shortened); every other action is left out.
+        $kept = New-Object System.Collections.Generic.List[object]
+        foreach ($action in (Get-RrResultActions -Result $Result)) {
+            if ([bool]$action['changed'] -and $null -ne (Get-RrPropertyValue -InputObject $action -Name 'restore')) {
+                $kept.Add($action)
+            }
+        }
+        $failure['actions'] = $kept.ToArray()
+        $message = 'The result did not fit in ' + $MaxBytes + ' bytes; actions lists only the security-lowering changes; ' + $where
+    }
+    else {
+        $failure = [ordered]@{ kind = 'probe'; v = 1; ok = $false; runId = [string]$Result['runId'] }
+        $message = 'The result did not fit in ' + $MaxBytes + ' bytes.'
+    }
+    $failure['ok'] = $false
+    $failure['error'] = New-RrError -Code 'result-too-large' -Message $message
+    $line = ConvertTo-RrJsonLine -InputObject $failure
+    if ($isFix -and (Get-RrUtf8Length -Text $line) -gt $MaxBytes) {
+        $failure['actions'] = @()
+        $line = ConvertTo-RrJsonLine -InputObject $failure
+    }
+    return $line
 }
 
 function ConvertTo-RrResultLine {
@@ -766,44 +864,20 @@ function ConvertTo-RrResultLine {
         [System.Collections.IDictionary]$Result,
         [int]$MaxBytes = $script:RrResultLineMaxBytes
     )
-    # Detail goes in stages, least useful first, until the line fits: certificate list,
-    # SDDL text, action before/after, error text, and for a fix the re-read facts. The
-    # result object is trimmed in place; the manifest on disk keeps the full detail.
+    # The result object is shortened in place (see the stages above); the manifest on disk,
+    # written before this, keeps the full detail.
     $line = ConvertTo-RrJsonLine -InputObject $Result
-    $isFix = ($Result['kind'] -eq 'fix')
     $factsKey = 'facts'
-    if ($isFix) {
+    if ($Result['kind'] -eq 'fix') {
         $factsKey = 'verify'
     }
-    for ($stage = 1; $stage -le 8 -and (Get-RrUtf8Length -Text $line) -gt $MaxBytes; $stage++) {
-        Write-Verbose ('result line too long, trimming at stage ' + $stage)
-        if ($stage -le 3) {
-            Limit-RrFactDetail -Facts (Get-RrPropertyValue -InputObject $Result -Name $factsKey) -Stage $stage
-        }
-        elseif ($isFix -and $stage -le 6) {
-            Limit-RrActionDetail -Actions $Result['actions'] -Stage $stage
-        }
-        elseif ($stage -eq 7 -and $null -ne (Get-RrPropertyValue -InputObject $Result -Name 'error')) {
-            $Result['error']['message'] = Limit-RrText -Text $Result['error']['message'] -MaxLength 80
-        }
-        elseif ($stage -eq 8 -and $isFix) {
-            $Result['verify'] = $null
-        }
+    for ($stage = 1; $stage -le $script:RrResultLineStages -and (Get-RrUtf8Length -Text $line) -gt $MaxBytes; $stage++) {
+        Write-Verbose ('result line too long, shortening display text at stage ' + $stage)
+        Limit-RrResultDetail -Result $Result -FactsKey $factsKey -Stage $stage
         $line = ConvertTo-RrJsonLine -InputObject $Result
     }
     if ((Get-RrUtf8Length -Text $line) -gt $MaxBytes) {
-        # Nothing left to drop without lying; say so in a line that certainly fits.
-        $message = 'The result did not fit in ' + $MaxBytes + ' bytes; see the manifest in the backup directory.'
-        if ($isFix) {
-            $failure = New-RrFixResult -RunId ([string]$Result['runId']) -DryRun ([bool]$Result['dryRun'])
-            $failure['backupDir'] = $Result['backupDir']
-        }
-        else {
-            $failure = [ordered]@{ kind = 'probe'; v = 1; ok = $false; runId = [string]$Result['runId'] }
-        }
-        $failure['ok'] = $false
-        $failure['error'] = New-RrError -Code 'result-too-large' -Message $message
-        $line = ConvertTo-RrJsonLine -InputObject $failure
+        $line = New-RrResultTooLarge -Result $Result -MaxBytes $MaxBytes
     }
     return $line
 }

@@ -1,14 +1,33 @@
 /**
  * Run Command parameters: the only way a value reaches a payload. Each is validated here
  * against an allow-list, and again by the payload's own param() validation.
+ *
+ * The Run Command agent builds an unquoted command line from the parameters (public reports:
+ * azure-powershell #7269, #29880): a value is split at whitespace, `^` is stripped, and an
+ * empty value leaves its `-Name` without an argument, so the script dies in parameter binding
+ * and prints no result line. Every value that is sent must therefore be a plain token, and a
+ * parameter with no value is not sent at all.
  */
 import { z } from 'zod';
 import { ActionIdSchema } from './actions.js';
+
+/**
+ * What any Run Command parameter value may look like: non-empty, and nothing the agent's
+ * command line could split, strip or interpret (no whitespace, quotes, `^`, backtick, `$`,
+ * `;`, `|`, `&`, parentheses, ...). Each parameter's own schema is stricter still.
+ */
+export const PLAIN_TOKEN = /^[A-Za-z0-9,._-]+$/;
+export const PlainTokenSchema = z.string().regex(PLAIN_TOKEN, 'must be a plain token (letters, digits, "," "." "_" "-"; not empty)');
 
 export const RunIdSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lower-case GUID');
 
 export const ProbeParametersSchema = z.object({ RunId: RunIdSchema }).strict();
 export type ProbeParameters = z.infer<typeof ProbeParametersSchema>;
+
+/** `SecurityLayer` for restore-rdp-security; absent leaves the value alone. */
+export const RestoreSecurityLayerSchema = z.enum(['0', '1', '2']);
+/** `UserAuthentication` for restore-rdp-security; absent leaves the value alone. */
+export const RestoreUserAuthenticationSchema = z.enum(['0', '1']);
 
 export const FixParametersSchema = z
   .object({
@@ -19,9 +38,9 @@ export const FixParametersSchema = z
       'every entry must be a known action id',
     ),
     DryRun: z.enum(['true', 'false']),
-    /** Only for restore-rdp-security; '' leaves the value alone. */
-    RestoreSecurityLayer: z.enum(['', '0', '1', '2']),
-    RestoreUserAuthentication: z.enum(['', '0', '1']),
+    /** Only for restore-rdp-security. Absent (never '') leaves the value alone, and is not sent. */
+    RestoreSecurityLayer: RestoreSecurityLayerSchema.optional(),
+    RestoreUserAuthentication: RestoreUserAuthenticationSchema.optional(),
   })
   .strict();
 export type FixParameters = z.infer<typeof FixParametersSchema>;

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ActionIdSchema } from './actions.js';
+import { RestoreSecurityLayerSchema, RestoreUserAuthenticationSchema } from './parameters.js';
 import { ProbeFactsSchema } from './facts.js';
 
 export const RESULT_LINE_MAX_BYTES = 4096;
@@ -19,7 +20,10 @@ export type Values = z.infer<typeof ValuesSchema>;
 /** How to undo a security-lowering change: the restore action and the parameters it needs. */
 export const RestoreSchema = z.object({
   action: z.literal('restore-rdp-security'),
-  parameters: z.record(z.string(), z.string()),
+  /** Only the values to put back; never an empty string (an empty Run Command parameter breaks binding). */
+  parameters: z
+    .object({ RestoreSecurityLayer: RestoreSecurityLayerSchema.optional(), RestoreUserAuthentication: RestoreUserAuthenticationSchema.optional() })
+    .strict(),
 });
 export type Restore = z.infer<typeof RestoreSchema>;
 

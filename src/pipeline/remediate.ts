@@ -160,12 +160,12 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
       return await finish(notFixedWithoutChange(refusals.length ? refusals.join('; ') : `no safe action for: ${plan.unresolved.join(', ')}`));
     }
 
+    // The planner never plans restore-rdp-security, so the restore parameters are not sent
+    // (an empty Run Command parameter would break the agent's command line).
     const parameters: FixParameters = {
       RunId: job.id,
       Actions: plan.actions.map((a) => a.id).join(','),
       DryRun: 'false',
-      RestoreSecurityLayer: '',
-      RestoreUserAuthentication: '',
     };
     const fixStart = now().getTime();
     const fixOut = await runPayload(composePayload({ kind: 'fix', parameters }), 'fix');

@@ -51,7 +51,7 @@ describe('judgeFix', () => {
   });
 
   it('records security-lowering changes with their restore', () => {
-    const restore = { action: 'restore-rdp-security' as const, parameters: { RestoreSecurityLayer: '', RestoreUserAuthentication: '1' } };
+    const restore = { action: 'restore-rdp-security' as const, parameters: { RestoreUserAuthentication: '1' as const } };
     const o = judgeFix(evidenceFor(ROOT_CAUSES['nla-dc-unreachable']()), fix({ actions: [action({ id: 'disable-nla', restore })] }), NOW);
     expect(o.status === 'fixed' && o.securityChanges).toEqual([{ action: 'disable-nla', before: action().before, after: action().after, restore }]);
   });
