@@ -6,7 +6,7 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // The PowerShell grammar is a large wasm module; liftoff-only spares each worker seconds of background compilation.
+    // The Bicep grammar is a wasm module; liftoff-only spares each worker background compilation.
     execArgv: ['--liftoff-only'],
   },
 });

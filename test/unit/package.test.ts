@@ -201,7 +201,7 @@ describe('npm run package', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
     const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
     const devOnly = Object.entries(lock.packages).filter(([path, info]) => path !== '' && info.dev === true).map(([path]) => `${path}/`);
-    const devDependencies = ['vitest', 'azurite', 'typescript', 'eslint', 'tree-sitter-powershell', 'web-tree-sitter', 'selfsigned', ...Object.keys(pkg.devDependencies)];
+    const devDependencies = ['vitest', 'azurite', 'typescript', 'eslint', 'web-tree-sitter', 'selfsigned', ...Object.keys(pkg.devDependencies)];
     const forbidden = [
       'dist/emulator/',
       'dist/demo/',
