@@ -2,14 +2,19 @@
  * `npm start`: the embedded default. Starts Azurite and the local Azure emulator, seeds a
  * small fleet (one VM per root cause, plus healthy, deallocated and agent-not-ready VMs),
  * asks for a repair of each through the real HTTP handler, lets the real queue worker do the
- * work, and prints a summary table. Needs no Azure account.
+ * work, and prints a summary table. Needs no Azure account. The payloads run for real under
+ * PowerShell 7 against a Windows double; the verdicts come from them and the emulator's oracle.
  */
 import { scenarioVm, type Scenario } from '../emulator/fleet.js';
+import { PowerShellNotFoundError } from '../emulator/powershell.js';
+import { windowsHost } from '../emulator/windows-runner.js';
 import type { RemediationRecord } from '../src/core/outcome.js';
 import { startLocalStack } from './stack.js';
 
 const SUBSCRIPTION = '00000000-0000-0000-0000-0000000000de';
 const RESOURCE_GROUP = 'rg-rdp-demo';
+/** One PowerShell process runs every payload: on two cores a second one only competes with Node and Azurite. */
+const WINDOWS = { poolSize: 1 } as const;
 
 interface DemoVm {
   readonly scenario: Scenario;
@@ -55,8 +60,17 @@ function table(rows: string[][]): string {
 
 async function main(): Promise<number> {
   const started = Date.now();
+  // The emulator runs the real payloads under PowerShell 7; there is no model to fall back on.
+  try {
+    const host = await windowsHost(WINDOWS);
+    console.log(`rdp-remediator demo: PowerShell ${host.pwshPath} runs the payloads against a Windows double`);
+  } catch (error) {
+    if (!(error instanceof PowerShellNotFoundError)) throw error;
+    console.error(`rdp-remediator demo: ${error.message}`);
+    return 2;
+  }
   console.log('rdp-remediator demo: starting Azurite and the local Azure emulator …');
-  const stack = await startLocalStack({ emulator: { runLatencyMs: 400, pollRetryAfterSeconds: 0 } });
+  const stack = await startLocalStack({ emulator: { runLatencyMs: 400, pollRetryAfterSeconds: 0, windows: WINDOWS } });
   try {
     console.log(`  ARM emulator ${stack.emulator.armEndpoint}, managed identity ${stack.emulator.identityEndpoint}, Azurite queue :${stack.azurite.queuePort} table :${stack.azurite.tablePort}`);
     const vms = FLEET.map((vm) => ({

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { bearerChallenge, verifyBearer, wrongAudienceMessage, type TokenRegistry } from './identity.js';
 import type { ArmRequestRecord, RunCommandInvocation, RunCommandRecord, RunOperation, VmRecord } from './model.js';
 import type { ArmFault, FaultQueue, OperationType, TokenBuckets } from './throttle.js';
-import { payloadKind, runPowerShellScript } from './windows.js';
+import { PAYLOAD_MARKER, type PayloadKind } from '../src/contract/parameters.js';
 
 /** Run Command returns only the last 4,096 bytes of each stream. */
 export const RUN_COMMAND_OUTPUT_MAX_BYTES = 4096;
@@ -41,7 +41,19 @@ const RunCommandInputSchema = z.object({
 /** ARM's own audiences, plus the emulator's endpoint for clients that scope tokens to it. */
 const ARM_AUDIENCES = ['https://management.azure.com', 'https://management.core.windows.net'];
 
+/** Runs a RunPowerShellScript body on a Windows VM: the real payload, under PowerShell, against the VM's state. */
+export type WindowsScriptRunner = (vm: VmRecord, input: RunCommandInvocation, now: Date) => Promise<{ stdout: string; stderr: string }>;
+
+/** The payload a script is, from its marker line; null for any other script. */
+export function payloadKind(script: readonly string[]): PayloadKind | null {
+  const first = (script.join('\n').split('\n')[0] ?? '').replace(/^\uFEFF/, '').trim();
+  if (first === `${PAYLOAD_MARKER}probe`) return 'probe';
+  if (first === `${PAYLOAD_MARKER}fix`) return 'fix';
+  return null;
+}
+
 export interface ArmServiceOptions {
+  readonly runWindowsScript: WindowsScriptRunner;
   readonly runLatencyMs: number;
   readonly pollRetryAfterSeconds: number;
   readonly onRequest: ((record: ArmRequestRecord) => void) | undefined;
@@ -182,7 +194,7 @@ export class ArmService {
 
       const host = headerValue(req, 'host') ?? 'localhost';
       const baseUrl = `https://${host}`;
-      this.route(method, path, queryLower, body, baseUrl, send);
+      await this.route(method, path, queryLower, body, baseUrl, send);
     } catch (error) {
       if (error instanceof ArmError) {
         send(error.status, { error: { code: error.code, message: error.message } }, error.headers);
@@ -215,7 +227,7 @@ export class ArmService {
   // -------------------------------------------------------------------------------------------
   // Routes
 
-  private route(method: string, path: string, query: Map<string, string>, body: string, baseUrl: string, send: (status: number, body: unknown, extra?: Record<string, string>) => void): void {
+  private async route(method: string, path: string, query: Map<string, string>, body: string, baseUrl: string, send: (status: number, body: unknown, extra?: Record<string, string>) => void): Promise<void> {
     const vmMatch = VM_PATH.exec(path);
     const vmssMatch = vmMatch ? null : VMSS_VM_PATH.exec(path);
     if (vmMatch || vmssMatch) {
@@ -241,7 +253,7 @@ export class ArmService {
     const opMatch = OPERATION_PATH.exec(path);
     if (opMatch) {
       if (method !== 'GET') throw methodNotAllowed(method);
-      this.getOperation(opMatch[1] ?? '', opMatch[2] ?? '', opMatch[3] ?? '', query, baseUrl, send);
+      await this.getOperation(opMatch[1] ?? '', opMatch[2] ?? '', opMatch[3] ?? '', query, baseUrl, send);
       return;
     }
     throw new ArmError(404, 'NotFound', `The emulator serves no resource at '${path}'.`);
@@ -329,8 +341,9 @@ export class ArmService {
       stderr: '',
       error: null,
       timer: null,
+      finishing: null,
     };
-    op.timer = setTimeout(() => this.complete(op), latency);
+    op.timer = setTimeout(() => void this.complete(op), latency);
     vm.activeRun = op;
     this.operations.set(id, op);
     this.runCommands.push(record);
@@ -344,9 +357,16 @@ export class ArmService {
     };
   }
 
-  /** Finishes a run: the script's effects on the Windows model happen here, when it "ends". */
-  private complete(op: RunOperation): void {
-    if (op.status !== 'InProgress') return;
+  /**
+   * Finishes a run: the script runs when it "ends", and its effects on the VM's state land then.
+   * Memoised, so the timer and a poll that arrives at the due time share one execution.
+   */
+  private complete(op: RunOperation): Promise<void> {
+    op.finishing ??= this.finish(op);
+    return op.finishing;
+  }
+
+  private async finish(op: RunOperation): Promise<void> {
     if (op.timer) clearTimeout(op.timer);
     op.timer = null;
     const vm = op.vm;
@@ -362,7 +382,7 @@ export class ArmService {
       };
     } else {
       try {
-        const output = this.execute(vm, op.input, now);
+        const output = await this.execute(vm, op.input, now);
         op.stdout = lastBytes(output.stdout, RUN_COMMAND_OUTPUT_MAX_BYTES);
         op.stderr = lastBytes(output.stderr, RUN_COMMAND_OUTPUT_MAX_BYTES);
         op.status = 'Succeeded';
@@ -371,32 +391,32 @@ export class ArmService {
         op.error = { code: 'InternalExecutionError', message: `The emulator failed to run the script: ${error instanceof Error ? error.message : String(error)}` };
       }
     }
-    op.endTime = now;
+    const end = new Date();
+    op.endTime = end;
     if (vm.activeRun === op) vm.activeRun = null;
     const record = op.record;
-    record.endTime = now.getTime();
+    record.endTime = end.getTime();
     record.outcome = op.status === 'Succeeded' ? 'succeeded' : 'failed';
     record.errorCode = op.error?.code ?? null;
     record.stdout = op.status === 'Succeeded' ? op.stdout : null;
     record.stderr = op.status === 'Succeeded' ? op.stderr : null;
   }
 
-  private execute(vm: VmRecord, input: RunCommandInvocation, now: Date): { stdout: string; stderr: string } {
-    if (vm.osType === 'Windows' && vm.windows !== null && input.commandId.toLowerCase() === 'runpowershellscript') {
-      const result = runPowerShellScript(vm.windows, input.script, input.parameters, now);
-      if (result.kind !== null) return { stdout: result.stdout, stderr: result.stderr };
+  private async execute(vm: VmRecord, input: RunCommandInvocation, now: Date): Promise<{ stdout: string; stderr: string }> {
+    if (vm.osType === 'Windows' && vm.windows !== null && input.commandId.toLowerCase() === 'runpowershellscript' && payloadKind(input.script) !== null) {
+      return this.options.runWindowsScript(vm, input, now);
     }
     const other = vm.otherScript?.(input);
     return { stdout: other?.stdout ?? '', stderr: other?.stderr ?? '' };
   }
 
-  private getOperation(subscriptionId: string, location: string, id: string, query: Map<string, string>, baseUrl: string, send: (status: number, body: unknown, extra?: Record<string, string>) => void): void {
+  private async getOperation(subscriptionId: string, location: string, id: string, query: Map<string, string>, baseUrl: string, send: (status: number, body: unknown, extra?: Record<string, string>) => void): Promise<void> {
     const op = this.operations.get(id.toLowerCase()) ?? this.operations.get(id);
     if (!op || op.subscriptionId.toLowerCase() !== subscriptionId.toLowerCase() || op.location.toLowerCase() !== location.toLowerCase()) {
       throw new ArmError(404, 'NotFound', `The operation '${id}' was not found.`);
     }
     // A poll that arrives just as the run is due sees it finished, whatever the timer's turn.
-    if (op.status === 'InProgress' && Date.now() >= op.dueAt) this.complete(op);
+    if (op.status === 'InProgress' && Date.now() >= op.dueAt) await this.complete(op);
     const retryAfter = { 'retry-after': String(this.options.pollRetryAfterSeconds) };
     const output = {
       value: [
@@ -433,7 +453,7 @@ function powerDisplay(state: VmRecord['powerState']): string {
 
 function osNameAndVersion(vm: VmRecord): { osName: string; osVersion: string } {
   if (vm.osType === 'Linux' || vm.windows === null) return { osName: 'ubuntu', osVersion: '22.04' };
-  return { osName: vm.windows.os.caption.replace(/^Microsoft\s+/, ''), osVersion: `Microsoft Windows NT 10.0.${vm.windows.os.build}.0` };
+  return { osName: vm.windows.os.caption.replace(/^Microsoft\s+/, ''), osVersion: `Microsoft Windows NT 10.0.${vm.windows.os.buildNumber}.0` };
 }
 
 export function instanceView(vm: VmRecord): Record<string, unknown> {

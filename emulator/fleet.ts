@@ -4,7 +4,20 @@
  */
 import type { Emulator } from './index.js';
 import type { PowerState, VmSpec } from './model.js';
-import { bootListener, caIssuedCertificate, healthyWindows, newThumbprint, type WindowsState } from './windows.js';
+import {
+  bootTermService,
+  caIssuedCertificate,
+  DEFAULT_KEY_FILE_SDDL,
+  dword,
+  healthyWindows,
+  isoSeconds,
+  newThumbprint,
+  requireKeyFilePath,
+  seededThumbprint,
+  selfSignedCertificate,
+  setRegistryValue,
+} from './windows.js';
+import { HKLM, machineKeysFolder, PERSONAL_STORE, REMOTE_DESKTOP_STORE, type Certificate, type RegistryValue, type WindowsState } from './windows-state.js';
 
 export const WINDOWS_SCENARIOS = [
   'healthy',
@@ -23,6 +36,28 @@ export const WINDOWS_SCENARIOS = [
 ] as const;
 export type WindowsScenario = (typeof WINDOWS_SCENARIOS)[number];
 
+/**
+ * Further states for the cross-language scenario matrix (test/e2e/scenarios.test.ts): each is
+ * a way Windows can be that the payloads must read and repair correctly. They are not in the
+ * demo fleet.
+ */
+export const MATRIX_SCENARIOS = [
+  'keyless-self-signed-cert',
+  'gpo-template-cert',
+  'key-file-inherited-read',
+  'key-file-acl-unreadable',
+  'machinekeys-folder-long-acl',
+  'security-layer-rdp',
+  'security-layer-negotiate',
+  'nla-off',
+  'termservice-start-pending',
+  'gpo-nla-wmi',
+  'gpo-nla-policy-key',
+  'rdcb-installed',
+  'many-causes',
+] as const;
+export type MatrixScenario = (typeof MATRIX_SCENARIOS)[number];
+
 export const AZURE_VARIANTS = ['deallocated', 'stopped', 'agent-not-ready', 'linux', 'vmss-instance'] as const;
 export type AzureVariant = (typeof AZURE_VARIANTS)[number];
 
@@ -32,22 +67,39 @@ const DAY_MS = 24 * 3600 * 1000;
 
 /** The key-file ACL after someone "reset" it: NETWORK SERVICE lost its read grant. */
 export const BROKEN_KEY_FILE_SDDL = 'O:SYG:SYD:(A;;FA;;;SY)(A;;FA;;;BA)';
-/** The MachineKeys folder after permissions were reset to inherit from ProgramData. */
-export const BROKEN_MACHINEKEYS_FOLDER_SDDL = 'O:SYG:SYD:AI(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)(A;OICIID;0x1200a9;;;BU)';
+/**
+ * The MachineKeys folder after its permissions were reset to inherit from Crypto\RSA and Users
+ * was removed: NETWORK SERVICE can no longer list it, so Schannel can't find the key (36870).
+ */
+export const BROKEN_MACHINEKEYS_FOLDER_SDDL = 'O:SYG:SYD:AI(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)';
+/** A folder that hands NETWORK SERVICE read to its files by inheritance only. */
+const INHERITING_MACHINEKEYS_FOLDER_SDDL = 'O:SYG:SYD:AI(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)(A;OICI;FR;;;NS)';
 
 export interface WindowsScenarioOptions {
   readonly computerName: string;
   readonly now?: Date;
+  /** Equal seeds give equal states (MachineGuid, thumbprints). */
+  readonly seed?: string;
+}
+
+function setFileSddl(w: WindowsState, path: string, sddl: string): void {
+  const entry = w.files[path];
+  if (!entry) throw new Error(`no file ${path} in the state`);
+  entry.sddl = sddl;
 }
 
 /** The Windows state of a scenario, with TermService's listener as it was loaded at boot. */
-export function windowsScenario(name: WindowsScenario, options: WindowsScenarioOptions): WindowsState {
+export function windowsScenario(name: WindowsScenario | MatrixScenario, options: WindowsScenarioOptions): WindowsState {
   const now = options.now ?? new Date();
-  const w = healthyWindows({ computerName: options.computerName, now });
+  const w = healthyWindows({ computerName: options.computerName, now, ...(options.seed === undefined ? {} : { seed: options.seed }) });
+  const seeded = (label: string): string => (options.seed === undefined ? newThumbprint() : seededThumbprint(`${options.seed}:${label}`));
+  const rdpStore = (): Certificate[] => w.certificates[REMOTE_DESKTOP_STORE] ?? [];
+  const folder = machineKeysFolder(w);
+  const keyFile = requireKeyFilePath(w);
   const expireSelfSigned = (): void => {
-    for (const cert of w.stores.remoteDesktop) {
-      cert.notBefore = new Date(now.getTime() - 192 * DAY_MS).toISOString().replace(/\.\d{3}Z$/, 'Z');
-      cert.notAfter = new Date(now.getTime() - 10 * DAY_MS).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    for (const cert of rdpStore()) {
+      cert.notBefore = isoSeconds(new Date(now.getTime() - 192 * DAY_MS));
+      cert.notAfter = isoSeconds(new Date(now.getTime() - 10 * DAY_MS));
     }
   };
   switch (name) {
@@ -57,52 +109,128 @@ export function windowsScenario(name: WindowsScenario, options: WindowsScenarioO
       expireSelfSigned();
       break;
     case 'missing-cert':
-      w.stores.remoteDesktop = [];
+      w.certificates[REMOTE_DESKTOP_STORE] = [];
+      break;
+    case 'keyless-self-signed-cert':
+      for (const cert of rdpStore()) cert.hasPrivateKey = false;
+      break;
+    case 'gpo-template-cert':
+      // Auto-enrolment issued the listener certificate from a template that Group Policy names; it expired.
+      w.certificates[REMOTE_DESKTOP_STORE] = [selfSignedCertificate(options.computerName, new Date(now.getTime() - 5 * DAY_MS), { template: true, thumbprint: seeded('template') })];
+      setRegistryValue(w, HKLM.tsPolicy, 'CertTemplateName', { kind: 'String', value: 'RemoteDesktopComputer' });
       break;
     case 'ca-cert-bound': {
-      const cert = caIssuedCertificate(`CN=${options.computerName.toLowerCase()}.corp.contoso.com`, 'CN=Contoso Issuing CA 01, DC=corp, DC=contoso, DC=com', new Date(now.getTime() + 300 * DAY_MS));
-      w.stores.my.push(cert);
-      w.registry.rdpTcp.SSLCertificateSHA1Hash = cert.thumb;
+      const cert = caIssuedCertificate(`CN=${options.computerName.toLowerCase()}.corp.contoso.com`, 'CN=Contoso Issuing CA 01, DC=corp, DC=contoso, DC=com', new Date(now.getTime() + 300 * DAY_MS), { thumbprint: seeded('ca') });
+      (w.certificates[PERSONAL_STORE] ??= []).push(cert);
+      setRegistryValue(w, HKLM.rdpTcp, 'SSLCertificateSHA1Hash', binaryThumbprint(cert.thumbprint));
       break;
     }
     case 'stale-binding':
       // The binding names a certificate that was deleted from LocalMachine\My.
-      w.registry.rdpTcp.SSLCertificateSHA1Hash = newThumbprint();
+      setRegistryValue(w, HKLM.rdpTcp, 'SSLCertificateSHA1Hash', binaryThumbprint(seeded('stale')));
       break;
     case 'key-file-acl':
-      w.machineKeys.keyFileSddl = BROKEN_KEY_FILE_SDDL;
+      setFileSddl(w, keyFile, BROKEN_KEY_FILE_SDDL);
+      break;
+    case 'key-file-inherited-read':
+      // NETWORK SERVICE reads the key only through an ACE inherited from a non-default folder ACL.
+      setFileSddl(w, folder, INHERITING_MACHINEKEYS_FOLDER_SDDL);
+      setFileSddl(w, keyFile, 'O:SYG:SYD:AI(A;;FA;;;SY)(A;;FA;;;BA)(A;ID;FA;;;SY)(A;ID;FA;;;BA)(A;ID;FR;;;NS)');
+      break;
+    case 'key-file-acl-unreadable':
+      // Owned by a departed admin account whose ACE is all that is left: SYSTEM can't even read the ACL.
+      setFileSddl(w, keyFile, 'O:S-1-5-21-1004336348-1177238915-682003330-1001G:SYD:(A;;FA;;;S-1-5-21-1004336348-1177238915-682003330-1001)');
       break;
     case 'machinekeys-folder-acl':
-      // TermService can't use the key under a broken MachineKeys ACL (Schannel event 36870), and
-      // Windows can't issue a new certificate until the ACL is repaired.
-      w.machineKeys.folderSddl = BROKEN_MACHINEKEYS_FOLDER_SDDL;
+      setFileSddl(w, folder, BROKEN_MACHINEKEYS_FOLDER_SDDL);
+      setFileSddl(w, keyFile, `${DEFAULT_KEY_FILE_SDDL}(A;ID;FA;;;SY)(A;ID;FA;;;BA)`);
       break;
+    case 'machinekeys-folder-long-acl': {
+      // Years of hand-made grants: 72 explicit ACEs for domain accounts on top of a broken ACL.
+      const aces = Array.from({ length: 72 }, (_, i) => `(A;;0x1200a9;;;S-1-5-21-3623811015-3361044348-30300820-${1100 + i})`).join('');
+      setFileSddl(w, folder, `${BROKEN_MACHINEKEYS_FOLDER_SDDL}${aces}`);
+      break;
+    }
     case 'key-file-missing':
       // The certificate still names its key container (HasPrivateKey stays true); the file is gone.
-      w.machineKeys.keyFileSddl = null;
+      delete w.files[keyFile];
       break;
     case 'tls12-disabled':
-      w.registry.schannelTls12Server = { Enabled: 0, DisabledByDefault: 1 };
+      w.registry[HKLM.tls12Server] = { Enabled: dword(0), DisabledByDefault: dword(1) };
       break;
     case 'termservice-stopped':
-      w.services.TermService = 'Stopped';
-      w.services.UmRdpService = 'Stopped';
+      setStatus(w, 'TermService', 'Stopped');
+      setStatus(w, 'UmRdpService', 'Stopped');
+      break;
+    case 'termservice-start-pending':
+      // A slow start: TermService is stopped and, once started, stays StartPending for a few polls.
+      setStatus(w, 'TermService', 'Stopped');
+      setStatus(w, 'UmRdpService', 'Stopped');
+      for (const svc of ['TermService', 'UmRdpService']) {
+        const entry = w.services[svc];
+        if (entry) entry.startPendingReads = 3;
+      }
       break;
     case 'weak-security-layer':
-      w.registry.rdpTcp.SecurityLayer = 0;
-      w.registry.rdpTcp.UserAuthentication = 0;
+      setRegistryValue(w, HKLM.rdpTcp, 'SecurityLayer', dword(0));
+      setRegistryValue(w, HKLM.rdpTcp, 'UserAuthentication', dword(0));
+      break;
+    case 'security-layer-rdp':
+      setRegistryValue(w, HKLM.rdpTcp, 'SecurityLayer', dword(0));
+      setRegistryValue(w, HKLM.rdpTcp, 'UserAuthentication', dword(0));
+      break;
+    case 'security-layer-negotiate':
+      setRegistryValue(w, HKLM.rdpTcp, 'SecurityLayer', dword(1));
+      break;
+    case 'nla-off':
+      setRegistryValue(w, HKLM.rdpTcp, 'UserAuthentication', dword(0));
       break;
     case 'gpo-enforced-security-layer':
       // NLA can't reach a DC, and Group Policy owns both settings a workaround would lower.
-      w.registry.policies.SecurityLayer = 2;
-      w.registry.policies.UserAuthentication = 1;
-      w.domain = { joined: true, secureChannel: 'broken' };
+      setRegistryValue(w, HKLM.tsPolicy, 'SecurityLayer', dword(2));
+      setRegistryValue(w, HKLM.tsPolicy, 'UserAuthentication', dword(1));
+      w.wmi.policySourceSecurityLayer = 1;
+      w.wmi.policySourceUserAuthenticationRequired = 1;
+      w.domain = { partOfDomain: true, secureChannel: false };
+      break;
+    case 'gpo-nla-wmi':
+      // Group Policy owns NLA; WMI says so, the policy key was already cleaned up locally.
+      w.wmi.policySourceUserAuthenticationRequired = 1;
+      w.domain = { partOfDomain: true, secureChannel: false };
+      break;
+    case 'gpo-nla-policy-key':
+      // WMI is broken; only the policy key shows that Group Policy owns NLA.
+      setRegistryValue(w, HKLM.tsPolicy, 'UserAuthentication', dword(1));
+      w.wmi.readable = false;
+      w.domain = { partOfDomain: true, secureChannel: 'unreachable' };
       break;
     case 'nla-dc-unreachable':
-      w.domain = { joined: true, secureChannel: 'broken' };
+      w.domain = { partOfDomain: true, secureChannel: false };
+      break;
+    case 'rdcb-installed':
+      // A Connection Broker manages the listener certificate; its binding went stale.
+      w.features['RDS-Connection-Broker'] = true;
+      setRegistryValue(w, HKLM.rdpTcp, 'SSLCertificateSHA1Hash', binaryThumbprint(seeded('rdcb')));
+      break;
+    case 'many-causes':
+      expireSelfSigned();
+      setFileSddl(w, keyFile, BROKEN_KEY_FILE_SDDL);
+      w.registry[HKLM.tls12Server] = { Enabled: dword(0), DisabledByDefault: dword(1) };
+      setRegistryValue(w, HKLM.rdpTcp, 'SSLCertificateSHA1Hash', binaryThumbprint(seeded('stale')));
       break;
   }
-  return bootListener(w);
+  return bootTermService(w);
+}
+
+function setStatus(w: WindowsState, name: string, status: 'Running' | 'Stopped'): void {
+  const entry = w.services[name];
+  if (!entry) throw new Error(`no service ${name} in the state`);
+  entry.status = status;
+}
+
+/** SSLCertificateSHA1Hash is REG_BINARY: the thumbprint's 20 bytes. */
+function binaryThumbprint(thumbprint: string): RegistryValue {
+  return { kind: 'Binary', value: (thumbprint.match(/../g) ?? []).map((pair) => Number.parseInt(pair, 16)) };
 }
 
 export interface ScenarioTarget {
@@ -119,6 +247,8 @@ export interface ScenarioTarget {
   readonly agentReady?: boolean;
   readonly runLatencyMs?: number;
   readonly scaleSet?: { readonly name: string; readonly instanceId: string };
+  /** Equal seeds (with equal computer names) give equal Windows states, which replay can match. */
+  readonly seed?: string;
 }
 
 function isWindowsScenario(name: Scenario): name is WindowsScenario {
@@ -129,7 +259,7 @@ function isWindowsScenario(name: Scenario): name is WindowsScenario {
 export function scenarioVm(scenario: Scenario, target: ScenarioTarget): VmSpec {
   const name = target.name ?? `vm-${scenario}`;
   const computerName = target.computerName ?? name.replace(/[^A-Za-z0-9-]/g, '').slice(0, 15);
-  const windows = windowsScenario(isWindowsScenario(scenario) ? scenario : 'healthy', { computerName, ...(target.now ? { now: target.now } : {}) });
+  const windows = windowsScenario(isWindowsScenario(scenario) ? scenario : 'healthy', { computerName, ...(target.now ? { now: target.now } : {}), ...(target.seed === undefined ? {} : { seed: target.seed }) });
   const base = {
     subscriptionId: target.subscriptionId,
     resourceGroup: target.resourceGroup,

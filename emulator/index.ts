@@ -1,8 +1,8 @@
 /**
  * A local, protocol-faithful Azure for rdp-remediator: an HTTPS ARM endpoint (VMs, scale set
  * VMs, action Run Command as an LRO, throttling), the Azure Monitor Logs query API under `/v1/`
- * on the same server, and an App Service managed-identity endpoint, with a Windows model behind
- * every VM. The real @azure/arm-compute, @azure/monitor-query-logs and @azure/identity talk to
+ * on the same server, and an App Service managed-identity endpoint, with a Windows machine state behind
+ * every VM (the real payloads run against it under PowerShell). The real @azure/arm-compute, @azure/monitor-query-logs and @azure/identity talk to
  * it over sockets; see emulator/README.md for what is emulated and the choices made.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -10,20 +10,23 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ProbeFacts } from '../src/contract/facts.js';
 import { ArmService, vmResourceId } from './arm.js';
 import { startIdentityServer, TokenRegistry, type IdentityRequestRecord } from './identity.js';
 import { LogsService, type LogEvent, type LogsFault, type LogsRequestRecord, type PartialErrorSpec, type WorkspaceSpec } from './logs.js';
 import type { ArmRequestRecord, OsType, PowerState, RunCommandRecord, VmRecord, VmSpec } from './model.js';
 import { FaultQueue, TokenBuckets, type ArmFault, type ThrottleOptions } from './throttle.js';
 import { createTlsMaterial } from './tls.js';
-import { assessRdp, healthyWindows, readFacts, type RdpAssessment, type WindowsState } from './windows.js';
+import { windowsScriptRunner, type WindowsRunOptions } from './windows-runner.js';
+import { assessRdp, healthyWindows, type RdpAssessment } from './windows.js';
+import type { WindowsState } from './windows-state.js';
 
 export type { ArmFault, ThrottleOptions } from './throttle.js';
 export type { ArmRequestRecord, OsType, PowerState, RunCommandInvocation, RunCommandRecord, ScriptHandler, VmSpec } from './model.js';
 export type { IdentityRequestRecord } from './identity.js';
 export type { LogEvent, LogsFault, LogsRequestRecord, PartialErrorSpec, WorkspaceSpec } from './logs.js';
-export type { RdpAssessment, WindowsCertificate, WindowsState } from './windows.js';
+export type { RdpAssessment } from './windows.js';
+export type { Certificate, WindowsState } from './windows-state.js';
+export type { WindowsRunOptions } from './windows-runner.js';
 export { trustEmulatorCa } from './tls.js';
 
 export interface EmulatorOptions {
@@ -45,6 +48,8 @@ export interface EmulatorOptions {
   readonly onRequest?: (record: ArmRequestRecord) => void;
   /** Called after every Logs query API response. */
   readonly onLogsRequest?: (record: LogsRequestRecord) => void;
+  /** How Windows VMs run payloads: the real scripts under PowerShell, with the Windows double. */
+  readonly windows?: WindowsRunOptions;
 }
 
 /** Environment variables an app process needs to use the emulator. */
@@ -71,10 +76,8 @@ export interface VmSnapshot {
   readonly agentReady: boolean;
   readonly runLatencyMs: number;
   readonly runInProgress: boolean;
-  /** A copy of the Windows model (null for Linux). */
+  /** A copy of the Windows state (null for Linux). */
   readonly windows: WindowsState | null;
-  /** What a probe would report right now. */
-  readonly facts: ProbeFacts | null;
   /** Whether an RDP client would connect right now: the emulator's ground truth. */
   readonly rdp: RdpAssessment | null;
 }
@@ -101,7 +104,7 @@ export interface Emulator {
   setAgentReady(id: string, ready: boolean): void;
   /** undefined: back to the emulator's default. */
   setRunLatency(id: string, ms: number | undefined): void;
-  /** Changes the Windows model in place (e.g. to break something mid-test). */
+  /** Changes the Windows state in place (e.g. to break something mid-test). */
   updateWindows(id: string, change: (windows: WindowsState) => void): void;
   /** Every ARM request, in order of response. */
   readonly requests: readonly ArmRequestRecord[];
@@ -225,8 +228,7 @@ class LocalAzure implements Emulator {
       runLatencyMs: vm.runLatencyMs ?? this.defaultLatencyMs,
       runInProgress: vm.activeRun !== null,
       windows,
-      facts: windows === null ? null : readFacts(windows),
-      rdp: windows === null ? null : assessRdp(windows, new Date()),
+      rdp: windows === null ? null : assessRdp({ ...windows, now: new Date().toISOString() }),
     };
   }
 
@@ -338,7 +340,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const port = new URL(armEndpoint).port;
     return [armEndpoint, `https://localhost:${port}`];
   };
-  const arm = new ArmService(tokens, buckets, faults, { runLatencyMs, pollRetryAfterSeconds: options.pollRetryAfterSeconds ?? 0, onRequest: options.onRequest }, ownAudiences);
+  const runWindowsScript = windowsScriptRunner(options.windows ?? {});
+  const arm = new ArmService(tokens, buckets, faults, { runWindowsScript, runLatencyMs, pollRetryAfterSeconds: options.pollRetryAfterSeconds ?? 0, onRequest: options.onRequest }, ownAudiences);
   // Logs faults have their own queue, so a test can fail Logs queries without touching ARM calls.
   const logsFaults = new FaultQueue();
   const logs = new LogsService(tokens, logsFaults, { onRequest: options.onLogsRequest, resourceExists: (id) => arm.findVm(id) !== undefined }, ownAudiences);
@@ -384,5 +387,5 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   return new LocalAzure(armEndpoint, identity.endpoint, identityHeader, material.caPem, caFile, arm, tokens, buckets, faults, logs, logsFaults, identity.requests, shutdown, runLatencyMs);
 }
 
-export { AZURE_VARIANTS, DEMO_FLEET, scenarioVm, seedDemoFleet, WINDOWS_SCENARIOS, windowsScenario } from './fleet.js';
-export type { AzureVariant, DemoScenario, Scenario, ScenarioTarget, WindowsScenario } from './fleet.js';
+export { AZURE_VARIANTS, DEMO_FLEET, MATRIX_SCENARIOS, scenarioVm, seedDemoFleet, WINDOWS_SCENARIOS, windowsScenario } from './fleet.js';
+export type { AzureVariant, DemoScenario, MatrixScenario, Scenario, ScenarioTarget, WindowsScenario } from './fleet.js';

@@ -3,7 +3,7 @@
  * operations, and the logs tests assert on.
  */
 import type { PayloadKind } from '../src/contract/parameters.js';
-import type { WindowsState } from './windows.js';
+import type { WindowsState } from './windows-state.js';
 
 /** Power states as `PowerState/<state>` codes spell them. */
 export type PowerState = 'starting' | 'running' | 'stopping' | 'stopped' | 'deallocating' | 'deallocated';
@@ -34,7 +34,7 @@ export interface VmSpec {
   /** How long a Run Command takes on this VM; default: the emulator's. */
   readonly runLatencyMs?: number;
   readonly computerName?: string;
-  /** The Windows model; default a healthy VM. Ignored for Linux. */
+  /** The Windows machine state; default a healthy VM. Ignored for Linux. */
   readonly windows?: WindowsState;
   readonly otherScript?: ScriptHandler;
 }
@@ -77,6 +77,8 @@ export interface RunOperation {
   stderr: string;
   error: { code: string; message: string } | null;
   timer: NodeJS.Timeout | null;
+  /** The execution once started (by the timer or a poll at the due time). */
+  finishing: Promise<void> | null;
 }
 
 export interface ArmRequestRecord {

@@ -1,8 +1,8 @@
 /**
- * Just enough SDDL to model the MachineKeys ACLs the probe reads and `repair-key-acl` writes:
- * parse `O:..G:..D:<flags>(ace)...`, judge the two rules of the payload contract, and apply
- * what `icacls` does. Rights are compared as access masks so that `FA` and `0x1f01ff` (which
- * Windows prints interchangeably) mean the same thing.
+ * Just enough SDDL for the RDP acceptance oracle: parse `O:..G:..D:<flags>(ace)...` and run
+ * Windows' access check for a service account's token over a file's DACL. Rights are compared
+ * as access masks so that `FA` and `0x1f01ff` (which Windows prints interchangeably) mean the
+ * same thing. The payload's own ACL rules live in scripts/lib/Facts.ps1 only.
  */
 
 export interface Ace {
@@ -60,6 +60,7 @@ const SID_ALIASES: Readonly<Record<string, string>> = {
   'S-1-5-32-544': 'BA',
   'S-1-1-0': 'WD',
   'S-1-5-32-545': 'BU',
+  'S-1-5-11': 'AU',
 };
 
 function normaliseSid(sid: string): string {
@@ -112,13 +113,6 @@ export function formatSddl(sd: SecurityDescriptor): string {
   return `${owner}${group}D:${sd.daclFlags}${aces}`;
 }
 
-interface Dacl {
-  readonly present: boolean;
-  readonly nullDacl: boolean;
-  readonly protected: boolean;
-  readonly aces: readonly Ace[];
-}
-
 /** Generic bits mean the file rights they map to (as Windows applies them to a file). */
 function fileRights(mask: number): number {
   let m = mask >>> 0;
@@ -132,71 +126,36 @@ function fileRights(mask: number): number {
   return m;
 }
 
-function dacl(sddl: string): Dacl {
-  const match = /D:((?:P|AI|AR|NO_ACCESS_CONTROL)*)((?:\([^)]*\))*)/.exec(sddl);
-  if (!match) return { present: false, nullDacl: false, protected: false, aces: [] };
-  const flags = match[1] ?? '';
-  return {
-    present: true,
-    nullDacl: flags.includes('NO_ACCESS_CONTROL'),
-    protected: flags.replace('NO_ACCESS_CONTROL', '').includes('P'),
-    aces: parseSddl(`D:${match[2] ?? ''}`).aces.map((a) => ({ ...a, mask: fileRights(a.mask) })),
-  };
-}
-
-/** Allowed by the SID's own ACEs (inherit-only ones aside), and denied neither to it nor to Everyone. */
-function grants(d: Dacl, sid: string, required: number): boolean {
-  let allowed = 0;
-  let denied = 0;
-  for (const ace of d.aces) {
-    if (ace.flags.includes('IO')) continue;
-    if (ace.type === 'A' && ace.sid === sid) allowed = (allowed | ace.mask) >>> 0;
-    else if (ace.type === 'D' && (ace.sid === sid || ace.sid === 'WD')) denied = (denied | ace.mask) >>> 0;
-  }
-  return ((allowed & required) >>> 0) === required && (denied & required) === 0;
-}
-
-/** The key-file rule: SYSTEM full control and NETWORK SERVICE at least read (a null DACL grants all). */
-export function keyFileAclOk(sddl: string): boolean {
-  const d = dacl(sddl);
-  if (!d.present) return false;
-  if (d.nullDacl) return true;
-  return grants(d, 'SY', FILE_ALL_ACCESS) && grants(d, 'NS', FILE_GENERIC_READ);
-}
-
-/** The folder rule: protected DACL holding exactly the two default this-folder-only ACEs (any order, owner ignored). */
-export function machineKeysFolderAclOk(sddl: string): boolean {
-  const d = dacl(sddl);
-  if (!d.present || d.nullDacl || !d.protected || d.aces.length !== 2) return false;
-  if (d.aces.some((a) => a.type !== 'A' || a.flags !== '')) return false;
-  return d.aces.some((a) => a.sid === 'WD' && a.mask === 0x12019f) && d.aces.some((a) => a.sid === 'BA' && a.mask === FILE_ALL_ACCESS);
-}
-
-/** The DACL `repair-key-acl` writes on the folder; the owner is left as it was. */
-export function withDefaultFolderDacl(sddl: string): string {
-  const sd = parseSddl(sddl);
-  return formatSddl({ ...sd, daclFlags: 'PAI', aces: [{ type: 'A', flags: '', mask: 0x12019f, sid: 'WD' }, { type: 'A', flags: '', mask: FILE_ALL_ACCESS, sid: 'BA' }] });
-}
+/** The groups in a service account's token besides itself: Everyone, Authenticated Users, Users. */
+const SERVICE_TOKEN_GROUPS = ['WD', 'AU', 'BU'];
 
 /**
- * `icacls <file> /setowner *S-1-5-32-544` then `/grant *S-1-5-18:(F) *S-1-5-20:(R)`:
- * `/grant` merges the rights into an existing explicit allow ACE of the same SID, or adds one.
+ * Windows' access check, simplified to what matters here: ACEs in order (explicit before
+ * inherited, as Windows keeps them), deny ACEs for any SID of the token take their bits away
+ * unless already granted, inherit-only ACEs do not apply, and a missing DACL section denies.
  */
-export function withKeyFileGrants(sddl: string): string {
-  const sd = parseSddl(sddl);
-  let aces = [...sd.aces];
-  const grant = (sid: string, mask: number): void => {
-    const at = aces.findIndex((a) => a.type === 'A' && a.sid === sid && !a.flags.includes('ID'));
-    const existing = at >= 0 ? aces[at] : undefined;
-    if (existing) aces = aces.map((a, i) => (i === at ? { ...existing, mask: (existing.mask | mask) >>> 0 } : a));
-    else aces = [...aces, { type: 'A', flags: '', mask, sid }];
-  };
-  grant('SY', FILE_ALL_ACCESS);
-  grant('NS', FILE_GENERIC_READ);
-  return formatSddl({ ...sd, owner: 'BA', aces });
+function accessGranted(sddl: string, account: string, required: number): boolean {
+  const daclAt = sddl.indexOf('D:');
+  if (daclAt < 0) return false;
+  if (/^D:[A-Z]*NO_ACCESS_CONTROL/.test(sddl.slice(daclAt))) return true;
+  const sids = new Set([account, ...SERVICE_TOKEN_GROUPS]);
+  let granted = 0;
+  let denied = 0;
+  for (const ace of parseSddl(sddl).aces) {
+    if (ace.flags.includes('IO') || !sids.has(ace.sid)) continue;
+    const mask = fileRights(ace.mask);
+    if (ace.type === 'A') granted = (granted | (mask & ~denied)) >>> 0;
+    else if (ace.type === 'D') denied = (denied | (mask & ~granted)) >>> 0;
+  }
+  return ((granted & required) >>> 0) === required;
 }
 
-/** What Windows puts on the RDP key file when it creates the key container. */
-export const DEFAULT_KEY_FILE_SDDL = 'O:SYG:SYD:(A;;FA;;;SY)(A;;FA;;;BA)(A;;FR;;;NS)';
-/** The shipped MachineKeys folder ACL. */
-export const DEFAULT_MACHINEKEYS_FOLDER_SDDL = 'O:SYG:SYD:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)';
+/** Whether the account (e.g. NS, TermService's NETWORK SERVICE) can open the file for reading. */
+export function keyFileReadableBy(sddl: string, account: string): boolean {
+  return accessGranted(sddl, account, FILE_GENERIC_READ);
+}
+
+/** Whether the account can list the folder, which the key store does to find a container. */
+export function folderListableBy(sddl: string, account: string): boolean {
+  return accessGranted(sddl, account, 0x1);
+}

@@ -1,8 +1,8 @@
 /**
  * The emulator speaks the protocols the real SDKs expect: @azure/identity gets a token from its
  * managed-identity endpoint, and @azure/arm-compute reads VMs and runs commands over HTTPS,
- * through the LRO, conflict, power-state, agent and throttling paths. Payload output from the
- * Windows model validates against the contract.
+ * through the LRO, conflict, power-state, agent and throttling paths. Payload output (the real scripts
+ * under PowerShell, against the Windows double) validates against the contract.
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -11,7 +11,7 @@ import { ComputeManagementClient, type RunCommandInput, type RunCommandResult } 
 import { DefaultAzureCredential } from '@azure/identity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scenarioVm, seedDemoFleet, WINDOWS_SCENARIOS, type DemoScenario } from '../../emulator/fleet.js';
-import { startEmulator, trustEmulatorCa, type Emulator } from '../../emulator/index.js';
+import { startEmulator, trustEmulatorCa, type Emulator, type WindowsState } from '../../emulator/index.js';
 import type { ActionId } from '../../src/contract/actions.js';
 import { FixResultSchema, ProbeResultSchema, type FixResult, type ProbeResult } from '../../src/contract/results.js';
 import { composePayload } from '../../src/payloads/compose.js';
@@ -42,15 +42,15 @@ function probeInput(runId = randomUUID()): RunCommandInput {
   return { commandId: payload.commandId, script: [...payload.script], parameters: payload.parameters.map((p) => ({ ...p })) };
 }
 
-function fixInput(actions: readonly ActionId[], options: { dryRun?: boolean; runId?: string; restoreSecurityLayer?: '' | '0' | '1' | '2'; restoreUserAuthentication?: '' | '0' | '1' } = {}): RunCommandInput {
+function fixInput(actions: readonly ActionId[], options: { dryRun?: boolean; runId?: string; restoreSecurityLayer?: '0' | '1' | '2'; restoreUserAuthentication?: '0' | '1' } = {}): RunCommandInput {
   const payload = composePayload({
     kind: 'fix',
     parameters: {
       RunId: options.runId ?? randomUUID(),
       Actions: actions.join(','),
       DryRun: options.dryRun ? 'true' : 'false',
-      RestoreSecurityLayer: options.restoreSecurityLayer ?? '',
-      RestoreUserAuthentication: options.restoreUserAuthentication ?? '',
+      ...(options.restoreSecurityLayer === undefined ? {} : { RestoreSecurityLayer: options.restoreSecurityLayer }),
+      ...(options.restoreUserAuthentication === undefined ? {} : { RestoreUserAuthentication: options.restoreUserAuthentication }),
     },
   });
   return { commandId: payload.commandId, script: [...payload.script], parameters: payload.parameters.map((p) => ({ ...p })) };
@@ -201,8 +201,8 @@ describe('Run Command', () => {
     // One write token, refilled ten times faster than one per second.
     emu.configureThrottle({ writes: { capacity: 1, refillPerSecond: 1 }, timeScale: 10, retryAfterMs: true });
     try {
-      await probe(fleet.healthy);
-      await probe(fleet.healthy);
+      // At once, on two VMs: a probe now runs real PowerShell, long enough for the bucket to refill between two in a row.
+      await Promise.all([probe(fleet.healthy), probe(fleet['ca-cert-bound'])]);
       const throttled = emu.requests.filter((r) => r.status === 429);
       expect(throttled.length).toBeGreaterThanOrEqual(1);
       expect(throttled.every((r) => r.errorCode === 'TooManyRequests' && !r.injected && r.operationType === 'write')).toBe(true);
@@ -254,7 +254,7 @@ describe('Run Command', () => {
   });
 });
 
-describe('Windows model behind the payloads', () => {
+describe('the real payloads under PowerShell, with the Windows double behind every VM', () => {
   it('probes every root cause into a contract-valid result with the expected facts', async () => {
     const roots = WINDOWS_SCENARIOS.filter((s) => s !== 'healthy');
     const results = await Promise.all(roots.map(async (scenario) => [scenario, await probe(fleet[scenario])] as const));
@@ -267,7 +267,7 @@ describe('Windows model behind the payloads', () => {
     expect(facts['key-file-acl']?.keys).toMatchObject({ file: 'present', fileOk: false, folderOk: true });
     expect(facts['machinekeys-folder-acl']?.keys).toMatchObject({ folderOk: false, fileOk: true });
     expect(facts['key-file-missing']?.keys).toMatchObject({ file: 'missing', fileSddl: null, fileOk: false });
-    expect(facts['tls12-disabled']).toMatchObject({ tls12Server: 'disabled', rdp: { listening: false } });
+    expect(facts['tls12-disabled']).toMatchObject({ tls12Server: 'disabled' });
     expect(facts['termservice-stopped']?.services).toEqual({ TermService: 'Stopped', SessionEnv: 'Running', UmRdpService: 'Stopped' });
     expect(facts['weak-security-layer']?.rdp).toMatchObject({ securityLayer: 0, userAuthentication: 0 });
     expect(facts['gpo-enforced-security-layer']?.policy).toMatchObject({ securityLayer: true, userAuthentication: true });
@@ -287,32 +287,53 @@ describe('Windows model behind the payloads', () => {
     expect(first.actions[0]?.backup).toMatch(new RegExp(`^C:\\\\ProgramData\\\\RdpRemediation\\\\${runId}\\\\schannel-tls12\\.reg$`));
     expect(first.verify).toMatchObject({ tls12Server: 'enabled', rdp: { listening: true } });
     expect(emu.vm(id).rdp).toEqual({ connectable: true, problems: [] });
-    expect(Object.keys(emu.vm(id).windows?.files ?? {})).toContain(`C:\\ProgramData\\RdpRemediation\\${runId}\\manifest.json`);
+    expect(Object.keys(emu.vm(id).windows?.files ?? {}).some((f) => f.startsWith(`C:\\ProgramData\\RdpRemediation\\${runId}\\manifest`))).toBe(true);
 
     const second = await fix(id, ['enable-tls12-server', 'restart-rdp-services']);
     expect(second.actions.every((a) => !a.changed && a.verified && a.error === null && a.backup === null)).toBe(true);
   });
 
-  it('needs the MachineKeys folder ACL before Windows can issue a new certificate', async () => {
+  it('a new certificate is no use while TermService cannot reach the MachineKeys folder', async () => {
     const id = emu.addVm(scenarioVm('machinekeys-folder-acl', { subscriptionId: SUB, resourceGroup: RG, name: 'vm-folder-acl-expired' }));
     emu.updateWindows(id, (w) => {
-      for (const cert of w.stores.remoteDesktop) cert.notAfter = new Date(Date.now() - 86_400_000).toISOString();
+      for (const cert of w.certificates['Remote Desktop'] ?? []) cert.notAfter = new Date(Date.now() - 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
     });
-    const blocked = await fix(id, ['regenerate-self-signed-cert']);
-    expect(blocked.actions[0]).toMatchObject({ changed: true, verified: false, error: { code: 'timeout' } });
-    expect(blocked.verify?.cert.store).toEqual([]);
+    const regenerated = await fix(id, ['regenerate-self-signed-cert', 'restart-rdp-services']);
+    expect(regenerated.actions.map((a) => a.error)).toEqual([null, null]);
+    expect(regenerated.verify?.cert.store[0]).toMatchObject({ selfSigned: true, hasKey: true });
+    expect(emu.vm(id).rdp?.problems).toEqual(['machinekeys-folder-inaccessible']);
 
-    const repaired = await fix(id, ['repair-key-acl', 'regenerate-self-signed-cert', 'restart-rdp-services']);
-    expect(repaired.actions.map((a) => a.error)).toEqual([null, null, null]);
+    const repaired = await fix(id, ['repair-key-acl', 'restart-rdp-services']);
+    expect(repaired.actions.map((a) => a.error)).toEqual([null, null]);
     expect(repaired.verify?.keys).toMatchObject({ folderOk: true, fileOk: true, file: 'present' });
-    expect(repaired.verify?.cert.store[0]).toMatchObject({ selfSigned: true, hasKey: true });
+    expect(emu.vm(id).rdp?.connectable).toBe(true);
+  });
+
+  it('an injected write fault fails one run only, and the record says what changed', async () => {
+    const id = emu.addVm(scenarioVm('tls12-disabled', { subscriptionId: SUB, resourceGroup: RG, name: 'vm-write-fault' }));
+    // Write 1 is the backup folder, 2 the TLS 1.2 key's export, 3 the first registry value.
+    emu.updateWindows(id, (w) => {
+      w.faults.throwAtWrite = 3;
+    });
+    const failed = await fix(id, ['enable-tls12-server', 'restart-rdp-services']);
+    expect(failed.actions).toHaveLength(1);
+    expect(failed.actions[0]).toMatchObject({ id: 'enable-tls12-server', verified: false, after: { tls12Server: 'disabled' }, error: { code: 'exception' } });
+    expect(failed.actions[0]?.backup).toMatch(/schannel-tls12\.reg$/);
+    expect(emu.vm(id).windows?.faults.throwAtWrite).toBeNull();
+
+    const again = await fix(id, ['enable-tls12-server', 'restart-rdp-services']);
+    expect(again.actions.map((a) => [a.id, a.error, a.verified])).toEqual([
+      ['enable-tls12-server', null, true],
+      ['restart-rdp-services', null, true],
+    ]);
     expect(emu.vm(id).rdp?.connectable).toBe(true);
   });
 
   it('leaves a healthy CA-issued binding alone, and refuses GPO-enforced values', async () => {
+    const before = await probe(fleet['ca-cert-bound']);
     const bound = await fix(fleet['ca-cert-bound'], ['remove-stale-cert-binding']);
     expect(bound.actions[0]).toMatchObject({ changed: false, error: { code: 'not-applicable' } });
-    expect(bound.verify?.cert.binding.hash).toBe(emu.vm(fleet['ca-cert-bound']).facts?.cert.binding.hash);
+    expect(bound.verify?.cert.binding.hash).toBe(before.ok ? before.facts.cert.binding.hash : 'probe failed');
 
     const gpo = await fix(fleet['gpo-enforced-security-layer'], ['relax-security-layer', 'disable-nla']);
     expect(gpo.actions.map((a) => a.error?.code)).toEqual(['gpo-enforced', 'gpo-enforced']);
@@ -321,16 +342,17 @@ describe('Windows model behind the payloads', () => {
 
   it('changes nothing on a dry run, and returns the restore for a security-lowering change', async () => {
     const id = fleet['nla-dc-unreachable'];
-    const before = emu.vm(id).windows;
+    const withoutClock = (w: WindowsState | null): unknown => (w === null ? null : { ...w, now: undefined });
+    const before = withoutClock(emu.vm(id).windows);
     const dry = await fix(id, ['disable-nla'], { dryRun: true });
     expect(dry).toMatchObject({ dryRun: true, backupDir: null });
     expect(dry.actions[0]).toMatchObject({ changed: false, verified: false, after: { userAuthentication: 0 }, backup: null });
-    expect(emu.vm(id).windows).toEqual(before);
+    expect(withoutClock(emu.vm(id).windows)).toEqual(before);
 
     const real = await fix(id, ['disable-nla']);
-    expect(real.actions[0]?.restore).toEqual({ action: 'restore-rdp-security', parameters: { RestoreSecurityLayer: '', RestoreUserAuthentication: '1' } });
+    expect(real.actions[0]?.restore).toEqual({ action: 'restore-rdp-security', parameters: { RestoreUserAuthentication: '1' } });
     expect(emu.vm(id).rdp?.connectable).toBe(true);
-    const undone = await fix(id, ['restore-rdp-security'], { restoreSecurityLayer: '', restoreUserAuthentication: '1' });
+    const undone = await fix(id, ['restore-rdp-security'], { restoreUserAuthentication: '1' });
     expect(undone.actions[0]).toMatchObject({ changed: true, verified: true, after: { userAuthentication: 1 } });
   });
 });

@@ -1,6 +1,6 @@
 /**
  * End to end over real sockets: the real HTTP handlers and queue worker, the real Azure SDKs,
- * Azurite for queues and tables, and the local Azure emulator with its Windows model.
+ * Azurite for queues and tables, and the local Azure emulator, which runs the real payloads under PowerShell.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RemediationRecord } from '../../src/core/outcome.js';
