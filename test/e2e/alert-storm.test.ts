@@ -6,6 +6,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { scenarioVm } from '../../emulator/fleet.js';
 import { startLocalStack, type LocalStack } from '../../demo/stack.js';
 import { alertId, logAlertV2 } from '../../demo/alert-payloads.js';
+import { requirePowerShellForFile } from '../support/powershell.js';
+
+// Every test here runs the real payloads through the emulator.
+requirePowerShellForFile('alert-storm e2e');
 
 const SUB = '00000000-0000-0000-0000-0000000005a0';
 let stack: LocalStack;

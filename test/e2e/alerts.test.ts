@@ -10,6 +10,10 @@ import type { RemediationRecord } from '../../src/core/outcome.js';
 import { scenarioVm, type Scenario } from '../../emulator/fleet.js';
 import { startLocalStack, type LocalStack } from '../../demo/stack.js';
 import { alertId, logAlertV2 } from '../../demo/alert-payloads.js';
+import { requirePowerShellForFile } from '../support/powershell.js';
+
+// Every test here runs the real payloads through the emulator.
+requirePowerShellForFile('alerts e2e');
 
 const SUB = '00000000-0000-0000-0000-0000000000a1';
 let stack: LocalStack;

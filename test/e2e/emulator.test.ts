@@ -15,6 +15,10 @@ import { startEmulator, trustEmulatorCa, type Emulator, type WindowsState } from
 import type { ActionId } from '../../src/contract/actions.js';
 import { FixResultSchema, ProbeResultSchema, type FixResult, type ProbeResult } from '../../src/contract/results.js';
 import { composePayload } from '../../src/payloads/compose.js';
+import { requirePowerShellForFile } from '../support/powershell.js';
+
+// Every test here runs the real payloads through the emulator.
+requirePowerShellForFile('emulator e2e');
 
 const SUB = '00000000-0000-0000-0000-0000000000aa';
 const RG = 'rg-emulator-e2e';

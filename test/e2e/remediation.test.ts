@@ -6,6 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RemediationRecord } from '../../src/core/outcome.js';
 import { scenarioVm, type Scenario } from '../../emulator/fleet.js';
 import { startLocalStack, type LocalStack } from '../../demo/stack.js';
+import { requirePowerShellForFile } from '../support/powershell.js';
+
+// Every test here runs the real payloads through the emulator.
+requirePowerShellForFile('remediation e2e');
 
 const SUB = '00000000-0000-0000-0000-00000000e2e0';
 let stack: LocalStack;

@@ -234,6 +234,23 @@ describeWithPowerShell('scenario matrix under PowerShell', () => {
     }
   }
 
+  it('never deletes a CA-issued certificate bound by hash, nor a GPO-template one, even when asked to', async () => {
+    const bound = state('ca-cert-bound');
+    const asked = await fix(bound, ['remove-stale-cert-binding', 'regenerate-self-signed-cert'], 'ca-cert-bound');
+    expect(asked.result.actions.map((a) => [a.id, a.changed, a.error?.code ?? null])).toEqual([
+      ['remove-stale-cert-binding', false, 'not-applicable'],
+      ['regenerate-self-signed-cert', false, null],
+    ]);
+    expect(asked.state.certificates['My']).toEqual(bound.certificates['My']);
+    expect(asked.state.registry).toEqual(bound.registry);
+
+    const template = state('gpo-template-cert');
+    const refused = await fix(template, ['regenerate-self-signed-cert'], 'gpo-template-cert');
+    expect(refused.result.actions[0]).toMatchObject({ changed: false, error: { code: 'gpo-template' } });
+    expect(refused.state.certificates['Remote Desktop']).toEqual(template.certificates['Remote Desktop']);
+    expect(vmChanges(refused.writes)).toEqual([]);
+  });
+
   it('relax-security-layer with permission, then restore-rdp-security puts both values back', async () => {
     const start = state('gpo-template-cert');
     // The template policy refuses regeneration; with permission the security layer is relaxed.

@@ -7,6 +7,10 @@ import { ALERT_POISON_QUEUE_NAME, POISON_QUEUE_NAME, QUEUE_NAME } from '../../sr
 import type { RemediationRecord } from '../../src/core/outcome.js';
 import { scenarioVm } from '../../emulator/fleet.js';
 import { startLocalStack, type LocalStack } from '../../demo/stack.js';
+import { requirePowerShellForFile } from '../support/powershell.js';
+
+// Every test here runs the real payloads through the emulator.
+requirePowerShellForFile('worker-and-cli e2e');
 
 const SUB = '00000000-0000-0000-0000-0000000000c1';
 let stack: LocalStack;

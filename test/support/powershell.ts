@@ -3,7 +3,7 @@
  * .NET tool in the NuGet packages folder, or pwsh 7.6 on PATH; never installs). Without it the
  * PowerShell tests skip loudly outside CI; under CI=true one failing test says why.
  */
-import { describe, it } from 'vitest';
+import { beforeEach, describe, it } from 'vitest';
 import { findPwsh } from '../../tools/pwsh.mjs';
 
 let located: string | null | undefined;
@@ -43,3 +43,13 @@ export function powerShellForTests(label: string): PowerShellForTests {
   return { pwsh: null, describeWithPowerShell: describe.skip };
 }
 
+
+/**
+ * For a test file whose tests run payloads (through the emulator): without PowerShell, outside
+ * CI every test in the file is skipped with one loud warning; under CI=true one failing test
+ * says why, and the rest fail as they may.
+ */
+export function requirePowerShellForFile(label: string): void {
+  const { pwsh } = powerShellForTests(label);
+  if (pwsh === null && process.env['CI'] !== 'true') beforeEach((context) => context.skip());
+}
