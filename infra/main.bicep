@@ -65,8 +65,44 @@ param assignMonitoringPolicies bool = false
 param logsEndpoint string = 'https://api.loganalytics.io/v1'
 
 @secure()
-@description('Function key the action group uses to call POST /api/alerts. A new one per deployment unless given.')
+@description('The alerts function\'s own key, which the action group uses to call POST /api/alerts (alertAuth function-key). A new one per deployment unless given.')
 param alertFunctionKey string = newGuid()
+
+// Who may call what: docs/deploy.md, "Who may call what".
+@allowed([
+  'function-key'
+  'entra'
+])
+@description('How the action group authenticates to POST /api/alerts: function-key (a key of the alerts function only, in the receiver URL) or entra (secure webhook: an Entra token for the app registration below, no secret in the URL).')
+param alertAuth string = 'function-key'
+
+@allowed([
+  'function-key'
+  'entra'
+])
+@description('How callers authenticate to the remediation routes: function-key (one key per function; allow only on POST /api/remediations/allow) or entra (app roles Remediation.Read, Remediation.Request, Remediation.Allow).')
+param remediationAuth string = 'function-key'
+
+@description('Set true once the app package is deployed (the alerts function exists): only then can the alerts function\'s key be created and the action group wired to it (alertAuth function-key). Not needed for entra.')
+param alertsFunctionDeployed bool = false
+
+@description('Entra tenant whose tokens the app accepts (alertAuth or remediationAuth entra).')
+param entraTenantId string = tenant().tenantId
+
+@description('Application (client) id of the app registration that represents rdp-remediator: the audience of v2 tokens.')
+param entraAppClientId string = ''
+
+@description('Object id of that app registration (the secure webhook receiver needs it).')
+param entraAppObjectId string = ''
+
+@description('Application ID URI of that app registration (api://...): the audience of v1 tokens and what the action group asks a token for.')
+param entraAppIdentifierUri string = ''
+
+@description('Admit only the ActionGroup service tag and adminIpRanges to the app, and only adminIpRanges to its deployment (scm) endpoint. Off by default.')
+param restrictInboundAccess bool = false
+
+@description('CIDR ranges (e.g. 203.0.113.0/24) of the administrators and deployment agents; used when restrictInboundAccess is true.')
+param adminIpRanges array = []
 
 var rgName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
 var tags = {
@@ -86,7 +122,7 @@ var remediatorActions = [
   'Microsoft.OperationalInsights/workspaces/query/read'
 ]
 
-resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+resource rg 'Microsoft.Resources/resourceGroups@2025-04-01' = {
   name: rgName
   location: location
   tags: tags
@@ -130,6 +166,15 @@ module app 'modules/app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     logsEndpoint: logsEndpoint
     alertFunctionKey: alertFunctionKey
+    alertAuth: alertAuth
+    remediationAuth: remediationAuth
+    alertsFunctionDeployed: alertsFunctionDeployed
+    entraTenantId: entraTenantId
+    entraAppClientId: entraAppClientId
+    entraAppObjectId: entraAppObjectId
+    entraAppIdentifierUri: entraAppIdentifierUri
+    restrictInboundAccess: restrictInboundAccess
+    adminIpRanges: adminIpRanges
     remediatorRoleId: remediatorRole.id
   }
 }

@@ -51,8 +51,64 @@ const EnvSchema = z.object({
   ARM_READ_BURST: z.coerce.number().int().min(1).max(1000).default(200),
 });
 
+// ---------------------------------------------------------------------------------------------
+// HTTP authentication (src/auth/). Read on their own by the functions' registration, so that a
+// bad auth setting fails closed on the HTTP routes (503) without touching the queue workers.
+// docs/deploy.md, "Who may call what", explains each.
+// ---------------------------------------------------------------------------------------------
+
+/** How a group of HTTP routes authenticates its callers. */
+export const HttpAuthModeSchema = z.enum(['function-key', 'entra']);
+export type HttpAuthMode = z.infer<typeof HttpAuthModeSchema>;
+
+const AuthEnvSchema = z.object({
+  /** POST /api/alerts: the action group's own function key, or its Entra secure-webhook token. */
+  AUTH_ALERTS: HttpAuthModeSchema.default('function-key'),
+  /** POST /api/remediations, POST /api/remediations/allow and GET /api/remediations/{id}. */
+  AUTH_REMEDIATIONS: HttpAuthModeSchema.default('function-key'),
+  /** The tenant whose tokens are accepted (a GUID); needed when either mode is entra. */
+  AUTH_ENTRA_TENANT_ID: z.guid().optional(),
+  /** The app registration's identifier URI (v1 tokens) and application (client) id (v2 tokens). */
+  AUTH_ENTRA_AUDIENCES: list([]),
+  /** Where the tenant's signing keys and v2 issuer live; sovereign clouds differ. */
+  AUTH_ENTRA_AUTHORITY_HOST: z.url({ protocol: /^https$/ }).default('https://login.microsoftonline.com'),
+});
+
+export interface EntraSettings {
+  readonly tenantId: string;
+  readonly audiences: readonly string[];
+  /** No trailing slash. */
+  readonly authorityHost: string;
+}
+
+export interface AuthSettings {
+  readonly alerts: HttpAuthMode;
+  readonly remediations: HttpAuthMode;
+  /** Present when either group of routes uses entra. */
+  readonly entra: EntraSettings | undefined;
+}
+
+export function loadAuthSettings(env: Readonly<Record<string, string | undefined>> = process.env): AuthSettings {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = AuthEnvSchema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigurationError(`setting ${issue?.path.join('.') ?? '?'}: ${issue?.message ?? 'invalid'}`, { issues: parsed.error.issues });
+  }
+  const e = parsed.data;
+  if (e.AUTH_ALERTS !== 'entra' && e.AUTH_REMEDIATIONS !== 'entra') return { alerts: e.AUTH_ALERTS, remediations: e.AUTH_REMEDIATIONS, entra: undefined };
+  if (!e.AUTH_ENTRA_TENANT_ID) throw new ConfigurationError('setting AUTH_ENTRA_TENANT_ID: required when AUTH_ALERTS or AUTH_REMEDIATIONS is entra');
+  if (e.AUTH_ENTRA_AUDIENCES.length === 0) throw new ConfigurationError('setting AUTH_ENTRA_AUDIENCES: required when AUTH_ALERTS or AUTH_REMEDIATIONS is entra');
+  return {
+    alerts: e.AUTH_ALERTS,
+    remediations: e.AUTH_REMEDIATIONS,
+    entra: { tenantId: e.AUTH_ENTRA_TENANT_ID.toLowerCase(), audiences: e.AUTH_ENTRA_AUDIENCES, authorityHost: e.AUTH_ENTRA_AUTHORITY_HOST.replace(/\/+$/, '') },
+  };
+}
+// ---------------------------------------------------------------------------------------------
+
 /** Every app setting the code reads; the deployment template must set each (see test/unit/infra.test.ts). */
-export const SETTING_NAMES: readonly string[] = Object.keys(EnvSchema.shape);
+export const SETTING_NAMES: readonly string[] = [...Object.keys(EnvSchema.shape), ...Object.keys(AuthEnvSchema.shape)];
 
 export type StorageSettings =
   | { readonly kind: 'connection-string'; readonly connectionString: string }

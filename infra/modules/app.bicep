@@ -18,6 +18,18 @@ param maximumInstanceCount int
 param logsEndpoint string
 @secure()
 param alertFunctionKey string
+@description('How POST /api/alerts authenticates the action group: its own function key, or the Entra secure webhook.')
+param alertAuth string
+@description('How the remediation routes authenticate callers: function keys per function, or Entra app roles.')
+param remediationAuth string
+@description('The app package is deployed, so the alerts function exists and its own key can be created.')
+param alertsFunctionDeployed bool
+param entraTenantId string
+param entraAppClientId string
+param entraAppObjectId string
+param entraAppIdentifierUri string
+param restrictInboundAccess bool
+param adminIpRanges array
 @description('The subscription-scope custom role; assigned here on the workspace so the app can query RDP events.')
 param remediatorRoleId string
 
@@ -26,18 +38,22 @@ var deploymentContainer = 'app-package'
 var alertRuleName = 'rdp-remediator-rdp-failures-${environmentName}'
 
 // Built-in data-plane roles for the app's own storage and telemetry: no control-plane rights.
-var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+// Blob Data Contributor covers what the host and Flex Consumption do with blobs: create its
+// containers, read and write blobs (the deployment package, host secrets) and take blob leases
+// (singleton locks, lease renewal). Blob Data Owner would add only POSIX ACL and ownership
+// management, which matter on a hierarchical-namespace account; this one has none.
+var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
-resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
   name: 'id-rdp-remediator-${token}'
   location: location
   tags: tags
 }
 
-resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+resource storage 'Microsoft.Storage/storageAccounts@2025-06-01' = {
   name: 'strdp${token}'
   location: location
   tags: tags
@@ -54,18 +70,18 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01' = {
   parent: storage
   name: 'default'
 }
 
-resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = {
   parent: blobService
   name: deploymentContainer
 }
 
 resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for role in [storageBlobDataOwner, storageQueueDataContributor, storageTableDataContributor]: {
+  for role in [storageBlobDataContributor, storageQueueDataContributor, storageTableDataContributor]: {
     name: guid(storage.id, identity.id, role)
     scope: storage
     properties: {
@@ -76,7 +92,7 @@ resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   }
 ]
 
-resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+resource workspace 'Microsoft.OperationalInsights/workspaces@2025-07-01' = {
   name: 'log-rdp-remediator-${token}'
   location: location
   tags: tags
@@ -124,7 +140,7 @@ resource telemetryRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
   name: 'plan-rdp-remediator-${token}'
   location: location
   tags: tags
@@ -143,7 +159,39 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 var writesPerSecond = max(1, 10 / maximumInstanceCount)
 var readsPerSecond = max(1, 25 / maximumInstanceCount)
 
-resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+// Who may call the app (docs/deploy.md, "Who may call what").
+var alertsUseEntra = alertAuth == 'entra'
+var usesEntra = alertsUseEntra || remediationAuth == 'entra'
+// The action group's function key can only be created once the alerts function exists.
+var alertsUseFunctionKey = !alertsUseEntra && alertsFunctionDeployed
+var entraAudiences = join(filter([entraAppIdentifierUri, entraAppClientId], a => !empty(a)), ',')
+// Optional access restrictions: the action groups' service tag and the admins' ranges on the
+// app; the admins' ranges only on the deployment (scm) endpoint. Everything else gets 403.
+var appAccessRules = concat(
+  [
+    {
+      name: 'action-groups'
+      description: 'Azure Monitor action groups (POST /api/alerts)'
+      action: 'Allow'
+      priority: 100
+      tag: 'ServiceTag'
+      ipAddress: 'ActionGroup'
+    }
+  ],
+  adminAccessRules
+)
+var adminAccessRules = [
+  for (ipRange, i) in adminIpRanges: {
+    name: 'admins-${i}'
+    description: 'Administrators'
+    action: 'Allow'
+    priority: 200 + i
+    tag: 'Default'
+    ipAddress: ipRange
+  }
+]
+
+resource functionApp 'Microsoft.Web/sites@2025-03-01' = {
   name: 'func-rdp-remediator-${token}'
   location: location
   tags: union(tags, {
@@ -182,6 +230,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
+      ipSecurityRestrictions: restrictInboundAccess ? appAccessRules : []
+      ipSecurityRestrictionsDefaultAction: restrictInboundAccess ? 'Deny' : 'Allow'
+      scmIpSecurityRestrictionsUseMain: false
+      scmIpSecurityRestrictions: restrictInboundAccess ? adminAccessRules : []
+      scmIpSecurityRestrictionsDefaultAction: restrictInboundAccess ? 'Deny' : 'Allow'
       appSettings: [
         // The host's own storage connection, by identity (shared keys are off).
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
@@ -213,6 +266,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'ARM_WRITE_BURST', value: string(max(1, 200 / maximumInstanceCount)) }
         { name: 'ARM_READS_PER_SECOND', value: string(readsPerSecond) }
         { name: 'ARM_READ_BURST', value: string(max(1, 250 / maximumInstanceCount)) }
+        // Who may call the HTTP routes (src/auth/); empty Entra settings mean function keys only.
+        { name: 'AUTH_ALERTS', value: alertAuth }
+        { name: 'AUTH_REMEDIATIONS', value: remediationAuth }
+        { name: 'AUTH_ENTRA_TENANT_ID', value: usesEntra ? entraTenantId : '' }
+        { name: 'AUTH_ENTRA_AUDIENCES', value: usesEntra ? entraAudiences : '' }
+        { name: 'AUTH_ENTRA_AUTHORITY_HOST', value: environment().authentication.loginEndpoint }
       ]
     }
   }
@@ -222,9 +281,37 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   ]
 }
 
-// A key of its own for the action group, so rotating it means redeploying, not editing the receiver by hand.
-resource alertKey 'Microsoft.Web/sites/host/functionKeys@2024-04-01' = {
-  name: '${functionApp.name}/default/actiongroup'
+// No basic (user name and password) publishing: FTP and the scm site take Entra tokens only.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+// The action group's key is a function key of the alerts function alone: it opens POST /api/alerts
+// and nothing else (a host key would open every function). The function exists only once the app
+// package is deployed, hence alertsFunctionDeployed. Rotating it means redeploying.
+resource alertsFunction 'Microsoft.Web/sites/functions@2025-03-01' existing = {
+  parent: functionApp
+  name: 'alerts'
+}
+
+resource alertKey 'Microsoft.Web/sites/functions/keys@2025-03-01' = if (alertsUseFunctionKey) {
+  parent: alertsFunction
+  name: 'actiongroup'
+  // The service takes name and value under properties; the published type puts value at the top
+  // (Azure/bicep-types-az#1357), so the type check is silenced for this one property.
+  #disable-next-line BCP187
   properties: {
     name: 'actiongroup'
     value: alertFunctionKey
@@ -232,7 +319,7 @@ resource alertKey 'Microsoft.Web/sites/host/functionKeys@2024-04-01' = {
 }
 
 // Exactly the events the shipped query (queries/rdp-events.kql) reads, by provider and event ID.
-resource dataCollectionRule 'Microsoft.Insights/dataCollectionRules@2023-03-11' = {
+resource dataCollectionRule 'Microsoft.Insights/dataCollectionRules@2024-03-11' = {
   name: 'dcr-rdp-remediator-${token}'
   location: location
   tags: tags
@@ -276,6 +363,8 @@ resource dataCollectionRule 'Microsoft.Insights/dataCollectionRules@2023-03-11' 
   }
 }
 
+var alertsUrl = 'https://${functionApp.properties.defaultHostName}/api/alerts'
+
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   name: 'ag-rdp-remediator-${token}'
   location: 'Global'
@@ -283,15 +372,34 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   properties: {
     groupShortName: 'rdpremed'
     enabled: true
-    azureFunctionReceivers: [
-      {
-        name: 'rdp-remediator'
-        functionAppResourceId: functionApp.id
-        functionName: 'alerts'
-        httpTriggerUrl: 'https://${functionApp.properties.defaultHostName}/api/alerts?code=${alertFunctionKey}'
-        useCommonAlertSchema: true
-      }
-    ]
+    // Function key: the alerts function's own key in the receiver's URL (visible to Readers of the
+    // action group, and good for POST /api/alerts only).
+    azureFunctionReceivers: alertsUseFunctionKey
+      ? [
+          {
+            name: 'rdp-remediator'
+            functionAppResourceId: functionApp.id
+            functionName: 'alerts'
+            httpTriggerUrl: '${alertsUrl}?code=${alertFunctionKey}'
+            useCommonAlertSchema: true
+          }
+        ]
+      : []
+    // Entra secure webhook: no secret in the URL; Azure Monitor sends a bearer token for the app
+    // registration, which the app verifies (role ActionGroupsSecureWebhook).
+    webhookReceivers: alertsUseEntra
+      ? [
+          {
+            name: 'rdp-remediator'
+            serviceUri: alertsUrl
+            useCommonAlertSchema: true
+            useAadAuth: true
+            objectId: entraAppObjectId
+            identifierUri: entraAppIdentifierUri
+            tenantId: entraTenantId
+          }
+        ]
+      : []
   }
   dependsOn: [
     alertKey
@@ -299,7 +407,7 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
 }
 
 // One alert per VM: the query is split by _ResourceId, which makes the VM the alert target.
-resource alertRule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+resource alertRule 'Microsoft.Insights/scheduledQueryRules@2026-03-01' = {
   name: alertRuleName
   location: location
   tags: tags

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadAuthSettings, loadConfig, SETTING_NAMES } from '../../src/config.js';
 import { ConfigurationError } from '../../src/errors.js';
 
 describe('loadConfig', () => {
@@ -34,5 +34,37 @@ describe('loadConfig', () => {
 
   it('treats empty settings as unset', () => {
     expect(loadConfig({ REMEDIATION_DEFAULT_MODE: '', AzureWebJobsStorage: '' })).toMatchObject({ defaultMode: 'diagnose', storage: undefined });
+  });
+});
+
+describe('loadAuthSettings', () => {
+  const TENANT = '72F988BF-86F1-41AF-91AB-2D7CD011DB47';
+
+  it('uses function keys everywhere by default, with no Entra settings needed', () => {
+    expect(loadAuthSettings({})).toEqual({ alerts: 'function-key', remediations: 'function-key', entra: undefined });
+    expect(loadAuthSettings({ AUTH_ALERTS: '', AUTH_ENTRA_TENANT_ID: '', AUTH_ENTRA_AUDIENCES: '' })).toMatchObject({ alerts: 'function-key', entra: undefined });
+  });
+
+  it('reads the Entra settings when a group of routes uses entra', () => {
+    expect(
+      loadAuthSettings({ AUTH_ALERTS: 'entra', AUTH_ENTRA_TENANT_ID: TENANT, AUTH_ENTRA_AUDIENCES: 'api://rdp, 3fa85f64-5717-4562-b3fc-2c963f66afa6', AUTH_ENTRA_AUTHORITY_HOST: 'https://login.microsoftonline.com/' }),
+    ).toEqual({
+      alerts: 'entra',
+      remediations: 'function-key',
+      entra: { tenantId: TENANT.toLowerCase(), audiences: ['api://rdp', '3fa85f64-5717-4562-b3fc-2c963f66afa6'], authorityHost: 'https://login.microsoftonline.com' },
+    });
+  });
+
+  it('refuses entra without a tenant or an audience, an unknown mode and a plain-http authority, naming the setting', () => {
+    expect(() => loadAuthSettings({ AUTH_REMEDIATIONS: 'entra', AUTH_ENTRA_AUDIENCES: 'api://rdp' })).toThrow(/AUTH_ENTRA_TENANT_ID/);
+    expect(() => loadAuthSettings({ AUTH_ALERTS: 'entra', AUTH_ENTRA_TENANT_ID: TENANT })).toThrow(/AUTH_ENTRA_AUDIENCES/);
+    expect(() => loadAuthSettings({ AUTH_ALERTS: 'anonymous' })).toThrow(/AUTH_ALERTS/);
+    expect(() => loadAuthSettings({ AUTH_ALERTS: 'entra', AUTH_ENTRA_TENANT_ID: TENANT, AUTH_ENTRA_AUDIENCES: 'api://rdp', AUTH_ENTRA_AUTHORITY_HOST: 'http://login.example' })).toThrow(
+      ConfigurationError,
+    );
+  });
+
+  it('lists its settings among those the deployment must set', () => {
+    for (const name of ['AUTH_ALERTS', 'AUTH_REMEDIATIONS', 'AUTH_ENTRA_TENANT_ID', 'AUTH_ENTRA_AUDIENCES', 'AUTH_ENTRA_AUTHORITY_HOST']) expect(SETTING_NAMES).toContain(name);
   });
 });

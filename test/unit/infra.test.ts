@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EVENT_QUERY_FILE, EVENT_SOURCES } from '../../src/alerts/event-query.js';
-import { SETTING_NAMES } from '../../src/config.js';
+import { HttpAuthModeSchema, SETTING_NAMES } from '../../src/config.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { bicepParser, bicepStringArray, syntaxProblems } from '../support/bicep-parser.js';
 
@@ -41,6 +41,8 @@ describe('Bicep templates', () => {
     for (const file of [join(infra, 'main.bicep')]) {
       const build = spawnSync(bicep ?? 'bicep', ['build', file, '--stdout'], { encoding: 'utf8' });
       expect(build.status, build.stderr).toBe(0);
+      // Every resource type is checked against its published type (no "does not have types available").
+      expect(build.stderr).not.toMatch(/BCP081/);
       const lint = spawnSync(bicep ?? 'bicep', ['lint', file], { encoding: 'utf8' });
       expect(lint.status, lint.stdout + lint.stderr).toBe(0);
     }
@@ -123,5 +125,100 @@ describe('Bicep templates', () => {
     expect(azd).toMatch(/host: function/);
     expect(app).toMatch(/'azd-service-name': 'api'/);
     expect(existsSync(join(infra, 'main.parameters.json'))).toBe(true);
+  });
+  // --- who may call the app, and what its identity may do (issue 9) ---------------------------
+
+  it('turns basic publishing credentials off for FTP and the scm site', () => {
+    for (const policy of ['ftp', 'scm']) {
+      expect(app, policy).toMatch(
+        new RegExp(`resource \\w+ 'Microsoft\\.Web/sites/basicPublishingCredentialsPolicies@[^']+' = \\{\\s*parent: functionApp\\s*name: '${policy}'\\s*properties: \\{\\s*allow: false\\s*\\}`),
+      );
+    }
+  });
+
+  it('gives the identity Storage Blob Data Contributor on its storage account, not Blob Data Owner', () => {
+    const blobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b';
+    for (const file of bicepFiles) expect(text(file).toLowerCase(), file).not.toContain(blobDataOwner);
+    expect(app).toMatch(/var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'/);
+    expect(app).toMatch(/var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'/);
+    expect(app).toMatch(/var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'/);
+    expect(app).toMatch(/for role in \[storageBlobDataContributor, storageQueueDataContributor, storageTableDataContributor\]: \{[\s\S]*?scope: storage\b/);
+  });
+
+  it('gives the action group a key of the alerts function alone, never a host key', () => {
+    // A host key (host/functionKeys, host/default, the master key) opens every function.
+    expect(app).not.toMatch(/host\/functionKeys|\/host\/default|masterKey|listKeys\(/);
+    expect(app).toMatch(/resource alertsFunction 'Microsoft\.Web\/sites\/functions@[^']+' existing = \{\s*parent: functionApp\s*name: 'alerts'\s*\}/);
+    expect(app).toMatch(/resource alertKey 'Microsoft\.Web\/sites\/functions\/keys@[^']+' = if \(alertsUseFunctionKey\) \{\s*parent: alertsFunction[\s\S]*?value: alertFunctionKey\s*\}/);
+    expect(app).toMatch(/var alertsUrl = 'https:\/\/\$\{functionApp\.properties\.defaultHostName\}\/api\/alerts'/);
+    expect(app).toMatch(/httpTriggerUrl: '\$\{alertsUrl\}\?code=\$\{alertFunctionKey\}'/);
+    // The key can only exist once the function does: the receiver is wired only then.
+    expect(app).toMatch(/var alertsUseFunctionKey = !alertsUseEntra && alertsFunctionDeployed/);
+    expect(app).toMatch(/azureFunctionReceivers: alertsUseFunctionKey\s*\?/);
+    expect(main).toMatch(/param alertsFunctionDeployed bool = false/);
+  });
+
+  it('offers the Entra secure webhook: a token for the app registration, no secret in the URL', () => {
+    expect(app).toMatch(
+      /webhookReceivers: alertsUseEntra\s*\?\s*\[\s*\{\s*name: 'rdp-remediator'\s*serviceUri: alertsUrl\s*useCommonAlertSchema: true\s*useAadAuth: true\s*objectId: entraAppObjectId\s*identifierUri: entraAppIdentifierUri\s*tenantId: entraTenantId\s*\}/,
+    );
+    // The Bicep modes are the app's modes, and the app settings carry them through.
+    for (const param of ['alertAuth', 'remediationAuth']) {
+      const allowed = new RegExp(`@allowed\\(\\[([^\\]]*)\\]\\)\\s*@description\\('[^\\n]*'\\)\\s*param ${param} string = 'function-key'`).exec(main);
+      expect(allowed, param).not.toBeNull();
+      expect([...(allowed?.[1] ?? '').matchAll(/'([^']+)'/g)].map((m) => m[1])).toEqual(HttpAuthModeSchema.options);
+    }
+    expect(app).toMatch(/\{ name: 'AUTH_ALERTS', value: alertAuth \}/);
+    expect(app).toMatch(/\{ name: 'AUTH_REMEDIATIONS', value: remediationAuth \}/);
+    expect(app).toMatch(/\{ name: 'AUTH_ENTRA_AUTHORITY_HOST', value: environment\(\)\.authentication\.loginEndpoint \}/);
+  });
+
+  it('assigns the custom role on the resource groups listed, and on the subscription only when none are', () => {
+    expect(main).toMatch(/param remediationResourceGroups array = \[\]/);
+    expect(main).toMatch(/resource subscriptionAssignment 'Microsoft\.Authorization\/roleAssignments@[^']+' = if \(empty\(remediationResourceGroups\)\) \{[\s\S]*?roleDefinitionId: remediatorRole\.id/);
+    expect(main).toMatch(/module resourceGroupAssignments 'modules\/role-assignment\.bicep' = \[\s*for name in remediationResourceGroups: \{[\s\S]*?scope: resourceGroup\(name\)[\s\S]*?roleDefinitionId: remediatorRole\.id/);
+    const perGroup = text(join(infra, 'modules', 'role-assignment.bicep'));
+    expect(perGroup).toMatch(/^targetScope = 'resourceGroup'$/m);
+    expect(perGroup).not.toMatch(/scope:/); // assigned on the module's resource group, nowhere else
+    // No other assignment of the custom role (the workspace, for Logs queries, aside).
+    expect([...main.matchAll(/roleDefinitionId: remediatorRole\.id/g)]).toHaveLength(2);
+  });
+
+  it('restricts inbound access only when asked: the ActionGroup service tag and the admins\' ranges', () => {
+    expect(main).toMatch(/param restrictInboundAccess bool = false/);
+    expect(main).toMatch(/param adminIpRanges array = \[\]/);
+    expect(app).toMatch(/tag: 'ServiceTag'\s*ipAddress: 'ActionGroup'/);
+    expect(app).toMatch(/ipSecurityRestrictions: restrictInboundAccess \? appAccessRules : \[\]/);
+    expect(app).toMatch(/ipSecurityRestrictionsDefaultAction: restrictInboundAccess \? 'Deny' : 'Allow'/);
+    expect(app).toMatch(/scmIpSecurityRestrictions: restrictInboundAccess \? adminAccessRules : \[\]/);
+    expect(app).toMatch(/scmIpSecurityRestrictionsDefaultAction: restrictInboundAccess \? 'Deny' : 'Allow'/);
+  });
+
+  it.runIf(bicep)('compiles to those properties (Bicep CLI)', () => {
+    const build = spawnSync(bicep ?? 'bicep', ['build', join(infra, 'main.bicep'), '--stdout'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    expect(build.status, build.stderr).toBe(0);
+    interface ArmResource {
+      readonly type: string;
+      readonly name: string;
+      readonly condition?: string | boolean;
+      readonly properties?: Record<string, unknown> & { template?: { resources: ArmResource[] | Record<string, ArmResource> }; allow?: unknown };
+    }
+    const all: ArmResource[] = [];
+    const collect = (resources: ArmResource[] | Record<string, ArmResource>) => {
+      for (const r of Array.isArray(resources) ? resources : Object.values(resources)) {
+        all.push(r);
+        if (r.type === 'Microsoft.Resources/deployments' && r.properties?.template) collect(r.properties.template.resources);
+      }
+    };
+    collect((JSON.parse(build.stdout) as { resources: ArmResource[] | Record<string, ArmResource> }).resources);
+    const types = all.map((r) => r.type);
+    expect(types).not.toContain('Microsoft.Web/sites/host/functionKeys');
+    expect(all.filter((r) => r.type === 'Microsoft.Web/sites/functions/keys').map((r) => r.condition)).toEqual(["[variables('alertsUseFunctionKey')]"]);
+    const policies = all.filter((r) => r.type === 'Microsoft.Web/sites/basicPublishingCredentialsPolicies');
+    expect(policies.map((r) => r.properties?.allow)).toEqual([false, false]);
+    expect(build.stdout.toLowerCase()).not.toContain('b7e6dc6d-f1e8-4753-8033-0f276bb0955b');
+    expect(build.stdout).toContain('ba92f5b4-2d11-453d-a403-e96b0029c9fe');
+    const subscriptionAssignment = all.find((r) => r.type === 'Microsoft.Authorization/roleAssignments' && r.condition === "[empty(parameters('remediationResourceGroups'))]");
+    expect(subscriptionAssignment).toBeDefined();
   });
 });
