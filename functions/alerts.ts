@@ -2,46 +2,75 @@
  * Automatic trigger. POST /api/alerts receives Azure Monitor alerts from an action group
  * (Azure Function receiver or webhook, common alert schema) and answers at once: 202 with
  * the alert queued, 200 when the alert is deliberately ignored (with the reason), 400 when
- * it is malformed (action groups do not retry 4xx, so it never loops). The alert worker then
- * resolves the targets and admits one remediation job per VM.
+ * it is malformed and 413 when it is larger than an alert may be (action groups do not retry
+ * 4xx, so it never loops), 5xx only when storage fails (logged; the retry is then welcome).
+ * Targets that break Azure's naming rules are skipped and listed in the answer. The alert
+ * worker then resolves the targets and admits one remediation job per VM.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { classifyAlert } from '../src/alerts/classify.js';
-import { fromAlertMessage } from '../src/alerts/message.js';
+import { fromAlertMessage, splitAlert } from '../src/alerts/message.js';
 import { processAlert } from '../src/alerts/process.js';
+import { dependency } from '../src/app/intake.js';
 import { getServices } from '../src/app/services.js';
+import { httpAuth } from '../src/auth/http.js';
 import { ALERT_POISON_QUEUE_NAME, ALERT_QUEUE_NAME } from '../src/config.js';
 import { ConfigurationError } from '../src/errors.js';
-import { json, problem } from './http.js';
+import { failure, json, problem, readJson } from './http.js';
 
+/**
+ * A common-alert-schema body is a few KiB; one naming the most targets intake accepts
+ * (ALERT_LIMITS: 2,000 VMs) is under 1 MiB. Larger bodies are refused before parsing.
+ */
+const MAX_ALERT_CHARS = 4 * 1024 * 1024;
+
+/**
+ * Over-large alerts: split where that keeps the meaning, 413 where it cannot. An alert naming
+ * more VMs than one queue message holds (about 300) is queued as several messages of disjoint
+ * VM sets (splitAlert, src/alerts/message.ts): the work is the same, and the alert worker
+ * already treats each as an ordinary alert. A field no split can shrink (an alert id beyond its
+ * bound) or more targets than an Azure Monitor alert carries is answered 413 AlertTooLarge:
+ * a 4xx, so the action group does not retry it, and never a 500 it would.
+ */
 export async function postAlert(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  let body: unknown;
   try {
-    body = await request.json();
-  } catch {
-    return problem(400, 'MalformedAlert', 'body: not JSON');
-  }
-  const services = getServices();
-  const decision = classifyAlert(body, services.config.alerts.intake);
-  switch (decision.kind) {
-    case 'malformed':
-      context.warn(JSON.stringify({ event: 'alert.malformed', reason: decision.reason }));
-      return problem(400, 'MalformedAlert', decision.reason);
-    case 'ignored':
-      context.info(JSON.stringify({ event: 'alert.ignored', alertId: decision.alertId, reason: decision.reason, detail: decision.detail }));
-      return json(200, { status: 'ignored', alertId: decision.alertId, reason: decision.reason, detail: decision.detail });
-    case 'accepted': {
-      const queue = services.alertQueue;
-      if (!queue) throw new ConfigurationError('no alert queue configured');
-      await queue.enqueue(decision.alert, new Date());
-      const { alert } = decision;
-      context.info(JSON.stringify({ event: 'alert.accepted', alertId: alert.alertId, vms: alert.vms.length, workspace: alert.workspace?.resourceId ?? null }));
-      return json(202, {
-        status: 'accepted',
-        alertId: alert.alertId,
-        targets: { vms: alert.vms.map((v) => v.id), workspace: alert.workspace?.resourceId ?? null, ignored: alert.otherTargets },
-      });
+    const read = await readJson(request, MAX_ALERT_CHARS);
+    if (!read.ok) {
+      return read.reason === 'too-large'
+        ? problem(413, 'AlertTooLarge', `body: ${read.length} characters; an alert is at most ${MAX_ALERT_CHARS}`, { field: 'body', limit: MAX_ALERT_CHARS })
+        : problem(400, 'MalformedAlert', 'body: not JSON', { field: 'body' });
     }
+    const services = getServices();
+    const decision = classifyAlert(read.body, services.config.alerts.intake);
+    switch (decision.kind) {
+      case 'malformed':
+        context.warn(JSON.stringify({ event: 'alert.malformed', code: decision.code, field: decision.field, reason: decision.reason }));
+        return problem(decision.code === 'AlertTooLarge' ? 413 : 400, decision.code, decision.reason, {
+          field: decision.field,
+          ...(decision.limit === undefined ? {} : { limit: decision.limit }),
+        });
+      case 'ignored':
+        context.info(JSON.stringify({ event: 'alert.ignored', alertId: decision.alertId, reason: decision.reason, detail: decision.detail }));
+        return json(200, { status: 'ignored', alertId: decision.alertId, reason: decision.reason, detail: decision.detail, rejected: decision.rejectedTargets });
+      case 'accepted': {
+        const queue = services.alertQueue;
+        if (!queue) throw new ConfigurationError('no alert queue configured');
+        const { alert, rejectedTargets } = decision;
+        const parts = splitAlert(alert);
+        const receivedAt = new Date();
+        await dependency('alert-queue', 'could not queue the alert', () => Promise.all(parts.map((part) => queue.enqueue(part, receivedAt))));
+        if (rejectedTargets.length > 0) context.warn(JSON.stringify({ event: 'alert.targets-rejected', alertId: alert.alertId, rejected: rejectedTargets }));
+        context.info(JSON.stringify({ event: 'alert.accepted', alertId: alert.alertId, vms: alert.vms.length, messages: parts.length, workspace: alert.workspace?.resourceId ?? null }));
+        return json(202, {
+          status: 'accepted',
+          alertId: alert.alertId,
+          messages: parts.length,
+          targets: { vms: alert.vms.map((v) => v.id), workspace: alert.workspace?.resourceId ?? null, ignored: alert.otherTargets, rejected: rejectedTargets },
+        });
+      }
+    }
+  } catch (error) {
+    return failure(error, context, 'alert.post-failed');
   }
 }
 
@@ -79,6 +108,8 @@ export async function alertPoison(message: unknown, context: InvocationContext):
   context.error(JSON.stringify({ event: 'alert.poison', alertId }));
 }
 
-app.http('alerts', { methods: ['POST'], authLevel: 'function', route: 'alerts', handler: postAlert });
+// The alerts function's own key (or the Entra secure webhook, AUTH_ALERTS=entra): see src/auth/http.ts.
+const alertsAuth = httpAuth('alerts');
+app.http('alerts', { methods: ['POST'], authLevel: alertsAuth.authLevel, route: 'alerts', handler: alertsAuth.guard('alerts', postAlert) });
 app.storageQueue('alert-worker', { queueName: ALERT_QUEUE_NAME, connection: 'AzureWebJobsStorage', handler: alertWorker });
 app.storageQueue('alert-poison', { queueName: ALERT_POISON_QUEUE_NAME, connection: 'AzureWebJobsStorage', handler: alertPoison });

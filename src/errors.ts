@@ -85,6 +85,90 @@ export class RetryLaterError extends RemediatorError {
   }
 }
 
+/**
+ * An input is well formed but larger than the app can carry (a queue message is at most 64 KiB,
+ * a table key 1 KiB): answered with 413, which callers such as action groups do not retry.
+ */
+export class PayloadTooLargeError extends RemediatorError {
+  /** The offending field, as a dotted path (`data.essentials.alertId`, `body`). */
+  public readonly field: string;
+  /** The bound that was exceeded, in the unit the message names. */
+  public readonly limit: number;
+  public constructor(field: string, message: string, limit: number, context: ErrorContext = {}) {
+    super(`${field}: ${message}`, { ...context, field, limit });
+    this.field = field;
+    this.limit = limit;
+  }
+}
+
+/** A call to a backing service (table, queue) failed: the one kind of failure an HTTP function answers with 5xx. */
+export class DependencyError extends RemediatorError {
+  /** Which dependency: `vm-lock`, `remediation-store`, `remediation-queue`, `alert-queue`. */
+  public readonly dependency: string;
+  /** The dependency's HTTP status, when it answered with one. */
+  public readonly statusCode: number | undefined;
+  public constructor(dependency: string, message: string, options?: ErrorOptions) {
+    const cause = options?.cause;
+    const statusCode = typeof cause === 'object' && cause !== null && typeof (cause as { statusCode?: unknown }).statusCode === 'number' ? (cause as { statusCode: number }).statusCode : undefined;
+    super(`${dependency}: ${message}`, { dependency, statusCode }, options);
+    this.dependency = dependency;
+    this.statusCode = statusCode;
+  }
+}
+
+/** The external systems the adapters call; a DependencyTimeoutError names one. */
+export type Dependency = 'arm' | 'logs' | 'table' | 'queue';
+
+/**
+ * A call to a dependency got no answer within its bound (per-try timeouts and the bounded
+ * retries included). Nothing was changed by the call that timed out, or it was a read: the
+ * job may be retried later. (A Run Command POST that timed out is a RunCommandOutcomeUnknownError.)
+ */
+export class DependencyTimeoutError extends RemediatorError {
+  public readonly dependency: Dependency;
+  /** The bound that ran out, in milliseconds. */
+  public readonly timeoutMs: number;
+  public constructor(dependency: Dependency, timeoutMs: number, message: string, context: ErrorContext = {}, options?: ErrorOptions) {
+    super(message, { ...context, dependency, timeoutMs }, options);
+    this.dependency = dependency;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * Why a Run Command's outcome is unknown:
+ * - `still-running`: our run was seen (or accepted) but had not finished within the wait bound;
+ * - `not-found`: the POST may have reached ARM, but no run of this payload showed up in the
+ *   VM's instance view within the bound (it may never have started, or ARM does not show it);
+ * - `unreadable`: the instance view could not be read (ARM unreachable or hung);
+ * - `unidentifiable`: the payload carries no RunId, so its run cannot be told from another.
+ */
+export type RunCommandOutcomeReason = 'still-running' | 'not-found' | 'unreadable' | 'unidentifiable';
+
+/**
+ * A Run Command POST may have started the payload on the VM, but its result could not be
+ * established. The payload must not be sent again: record the remediation as failed with this
+ * kind (the VM may have been changed), never retry it blindly.
+ */
+export class RunCommandOutcomeUnknownError extends RemediatorError {
+  public readonly reason: RunCommandOutcomeReason;
+  public readonly vm: string;
+  public readonly runId: string | null;
+  public readonly payload: string | null;
+  public constructor(
+    reason: RunCommandOutcomeReason,
+    message: string,
+    context: ErrorContext & { vm: string; runId: string | null; payload: string | null },
+    options?: ErrorOptions,
+  ) {
+    super(message, { ...context, reason }, options);
+    this.reason = reason;
+    this.vm = context.vm;
+    this.runId = context.runId;
+    this.payload = context.payload;
+  }
+}
+
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

@@ -9,18 +9,29 @@ export const COMMON_ALERT_SCHEMA_ID = 'azureMonitorCommonAlertSchema';
 
 const nullableString = z.string().nullable().optional();
 
+/** No control or format characters, no lone surrogates: what an Azure name or timestamp never holds. */
+const PRINTABLE = /^[^\p{Cc}\p{Cf}\p{Cs}]*$/u;
+const printable = (max: number, min = 1) => z.string().min(min).max(max).regex(PRINTABLE, 'must not contain control characters');
+
+/**
+ * Bounds on what intake reads and echoes. Alert rule names are at most 260 characters
+ * (scheduledQueryRules, metricAlerts, activityLogAlerts); the rest are far above anything
+ * Azure Monitor sends. The alert id has its own checks in classify (413 beyond its bound).
+ */
+export const ESSENTIALS_LIMITS = { alertRule: 260, monitorCondition: 64, monitoringService: 256, firedDateTime: 64 } as const;
+
 export const EssentialsSchema = z
   .object({
     alertId: z.string().min(1),
-    alertRule: nullableString,
+    alertRule: printable(ESSENTIALS_LIMITS.alertRule, 0).nullable().optional(),
     severity: nullableString,
     signalType: nullableString,
-    monitorCondition: z.string().min(1),
-    monitoringService: z.string().min(1),
+    monitorCondition: printable(ESSENTIALS_LIMITS.monitorCondition),
+    monitoringService: printable(ESSENTIALS_LIMITS.monitoringService),
     alertTargetIDs: z.array(z.string()).nullable().optional(),
     configurationItems: z.array(z.string()).nullable().optional(),
     originAlertId: nullableString,
-    firedDateTime: z.string().min(1),
+    firedDateTime: printable(ESSENTIALS_LIMITS.firedDateTime),
     resolvedDateTime: nullableString,
   })
   .loose();

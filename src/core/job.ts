@@ -7,20 +7,30 @@ import { PermissionSchema, type Permission } from '../contract/actions.js';
 import { RunIdSchema } from '../contract/parameters.js';
 import { InputValidationError } from '../errors.js';
 import { RequestModeSchema, type RequestMode } from './modes.js';
-import { parseVmResourceId, type VmRef } from './resource-id.js';
+import { MAX_RESOURCE_ID_LENGTH, parseVmResourceId, type VmRef } from './resource-id.js';
 import { fail, ok, type Result } from './result.js';
 
 export const SOURCES = ['manual', 'alert', 'cli'] as const;
 export type Source = (typeof SOURCES)[number];
 
-/** Body of POST /api/remediations. */
+/** Free text for the audit trail: no control, format or lone surrogate characters (they end up in logs and table properties). */
+const auditText = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[^\p{Cc}\p{Cf}\p{Cs}]*$/u, 'must not contain control characters');
+
+/**
+ * Body of POST /api/remediations. The resource ID's own rules (Azure's naming rules, no dot
+ * segments, no control characters) are checked by parseVmResourceId after this shape.
+ */
 export const RemediationRequestSchema = z
   .object({
-    vmResourceId: z.string().min(1).max(1024),
+    vmResourceId: z.string().min(1).max(MAX_RESOURCE_ID_LENGTH),
     mode: RequestModeSchema.default('diagnose'),
     allow: z.array(PermissionSchema).max(PermissionSchema.options.length).default([]),
     /** Free text for the audit trail (ticket number, who asked). */
-    reason: z.string().max(256).optional(),
+    reason: auditText(256).optional(),
   })
   .strict();
 export type RemediationRequest = z.infer<typeof RemediationRequestSchema>;
@@ -40,12 +50,13 @@ export const JobMessageSchema = z
   .object({
     v: z.literal(1),
     id: RunIdSchema,
-    vmResourceId: z.string().min(1),
+    vmResourceId: z.string().min(1).max(MAX_RESOURCE_ID_LENGTH),
     mode: RequestModeSchema,
-    allow: z.array(PermissionSchema),
+    allow: z.array(PermissionSchema).max(PermissionSchema.options.length),
     source: z.enum(SOURCES),
-    requestedAt: z.string(),
-    reason: z.string().optional(),
+    requestedAt: z.string().max(64),
+    /** Manual reasons are at most 256 characters; an alert's is "alert " and its rule name (at most 260). */
+    reason: auditText(1024).optional(),
   })
   .strict();
 export type JobMessage = z.infer<typeof JobMessageSchema>;
@@ -66,8 +77,10 @@ export function toJobMessage(job: Job): JobMessage {
 /** Turns zod issues into the error for the first offending field. */
 export function firstIssue(error: z.ZodError): InputValidationError {
   const issue = error.issues[0];
-  const field = issue && issue.path.length > 0 ? issue.path.join('.') : 'body';
-  return new InputValidationError(field, issue?.message ?? 'invalid');
+  const field = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : 'body';
+  // Messages can quote the input (unrecognised keys): keep them short.
+  const message = issue?.message ?? 'invalid';
+  return new InputValidationError(field.length > 200 ? `${field.slice(0, 200)}…` : field, message.length > 300 ? `${message.slice(0, 300)}…` : message);
 }
 
 export function parseJobMessage(input: unknown): Result<Job, InputValidationError> {

@@ -19,6 +19,13 @@ describe('parseRemediationRequest', () => {
     [{ vmResourceId: VM, extra: true }, 'body'],
     [null, 'body'],
     [{ vmResourceId: 'not-an-id' }, 'vmResourceId'],
+    [{ vmResourceId: `${VM}\u0007` }, 'vmResourceId'],
+    [{ vmResourceId: VM.replace('/virtualMachines/', '/virtualMachineScaleSets/../virtualMachines/') }, 'vmResourceId'],
+    [{ vmResourceId: VM.replace('vm1', 'vm1;calc') }, 'vmResourceId'],
+    [{ vmResourceId: 'x'.repeat(1025) }, 'vmResourceId'],
+    [{ vmResourceId: VM, reason: 'INC-1\nforged: log line' }, 'reason'],
+    [{ vmResourceId: VM, reason: 'x'.repeat(257) }, 'reason'],
+    [{ vmResourceId: VM, allow: ['disable-nla', 'disable-nla', 'disable-nla'] }, 'allow'],
   ])('names the offending field for %j', (body, field) => {
     const r = parseRemediationRequest(body, meta);
     expect(r.success).toBe(false);
@@ -38,5 +45,21 @@ describe('parseRemediationRequest', () => {
     if (!r.success) throw r.error;
     expect(parseJobMessage({ ...toJobMessage(r.data), v: 2 }).success).toBe(false);
     expect(parseJobMessage({ ...toJobMessage(r.data), id: '../../etc' }).success).toBe(false);
+  });
+
+  it('applies the resource ID rules to a queue message too', () => {
+    const r = parseRemediationRequest({ vmResourceId: VM }, meta);
+    if (!r.success) throw r.error;
+    const message = toJobMessage(r.data);
+    for (const vmResourceId of [`${VM}/`, VM.replace('vm1', '..'), VM.replace('vm1', 'vm%31'), `${VM}\u0000`]) {
+      const back = parseJobMessage({ ...message, vmResourceId });
+      expect(!back.success && back.error.field).toBe('vmResourceId');
+    }
+  });
+
+  it('keeps zod messages that quote the input short', () => {
+    const r = parseRemediationRequest({ vmResourceId: VM, ['k'.repeat(10_000)]: 1 }, meta);
+    expect(!r.success && r.error.field).toBe('body');
+    expect(!r.success && r.error.message.length).toBeLessThan(400);
   });
 });
