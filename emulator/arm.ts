@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { bearerChallenge, verifyBearer, wrongAudienceMessage, type TokenRegistry } from './identity.js';
-import type { ArmRequestRecord, RunCommandInvocation, RunCommandRecord, RunOperation, VmRecord } from './model.js';
+import type { ArmRequestRecord, RunCommandExtensionState, RunCommandInvocation, RunCommandRecord, RunOperation, VmRecord } from './model.js';
 import type { ArmFault, FaultQueue, OperationType, TokenBuckets } from './throttle.js';
 import { PAYLOAD_MARKER, type PayloadKind } from '../src/contract/parameters.js';
 
@@ -345,6 +345,8 @@ export class ArmService {
     };
     op.timer = setTimeout(() => void this.complete(op), latency);
     vm.activeRun = op;
+    // The agent picks the run up and reports the extension transitioning (an agent that is not ready reports nothing).
+    if (vm.agentReady) vm.runCommandExtension = { status: 'transitioning', time: startTime, stdout: '', stderr: '', message: 'Enable in progress', operationId: id };
     this.operations.set(id, op);
     this.runCommands.push(record);
 
@@ -394,6 +396,7 @@ export class ArmService {
     const end = new Date();
     op.endTime = end;
     if (vm.activeRun === op) vm.activeRun = null;
+    vm.runCommandExtension = extensionAfterRun(vm.runCommandExtension, op, end);
     const record = op.record;
     record.endTime = end.getTime();
     record.outcome = op.status === 'Succeeded' ? 'succeeded' : 'failed';
@@ -444,8 +447,46 @@ export class ArmService {
   }
 }
 
+/**
+ * The extension status a finished run leaves: its output when it succeeded, failed with the
+ * error otherwise. An agent that stopped reporting (VMAgentStatusCommunicationError) leaves
+ * whatever it last reported.
+ */
+function extensionAfterRun(before: RunCommandExtensionState | undefined, op: RunOperation, end: Date): RunCommandExtensionState | undefined {
+  if (op.status === 'Succeeded') return { status: 'succeeded', time: end, stdout: op.stdout, stderr: op.stderr, message: 'Finished executing command', operationId: op.id };
+  if (op.error?.code === 'VMAgentStatusCommunicationError') return before;
+  return { status: 'failed', time: end, stdout: '', stderr: '', message: op.error?.message ?? 'The script failed.', operationId: op.id };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Resource bodies
+
+/** The action Run Command's extension, as the instance view names it (type verified; name and version are the emulator's). */
+export function runCommandExtensionType(vm: VmRecord): { name: string; type: string; typeHandlerVersion: string } {
+  return vm.osType === 'Windows'
+    ? { name: 'RunCommandWindows', type: 'Microsoft.CPlat.Core.RunCommandWindows', typeHandlerVersion: '1.1.22' }
+    : { name: 'RunCommandLinux', type: 'Microsoft.CPlat.Core.RunCommandLinux', typeHandlerVersion: '1.0.5' };
+}
+
+/** `extensions[]` entry: the last status (transitioning / succeeded / failed) and, after a successful run, its StdOut/StdErr substatuses. */
+function runCommandExtensionView(vm: VmRecord, state: RunCommandExtensionState): Record<string, unknown> {
+  const { name, type, typeHandlerVersion } = runCommandExtensionType(vm);
+  const status =
+    state.status === 'transitioning'
+      ? { code: 'ProvisioningState/transitioning', level: 'Info', displayStatus: 'Transitioning', message: state.message, time: armTime(state.time) }
+      : state.status === 'succeeded'
+        ? { code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded', message: state.message, time: armTime(state.time) }
+        : { code: 'ProvisioningState/failed', level: 'Error', displayStatus: 'Provisioning failed', message: state.message, time: armTime(state.time) };
+  const view: Record<string, unknown> = { name, type, typeHandlerVersion };
+  if (state.status === 'succeeded') {
+    view['substatuses'] = [
+      { code: 'ComponentStatus/StdOut/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded', message: state.stdout },
+      { code: 'ComponentStatus/StdErr/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded', message: state.stderr },
+    ];
+  }
+  view['statuses'] = [status];
+  return view;
+}
 
 function powerDisplay(state: VmRecord['powerState']): string {
   return `VM ${state}`;
@@ -478,7 +519,10 @@ export function instanceView(vm: VmRecord): Record<string, unknown> {
       statuses: [
         { code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Ready', message: 'GuestAgent is running and accepting new configurations.', time: armTime(new Date(now.getTime() - 15_000)) },
       ],
-      extensionHandlers: [],
+      // Once a Run Command has run, the agent lists its handler (the shape of azure-compute-docs' hibernation sample).
+      extensionHandlers: vm.runCommandExtension
+        ? [{ type: runCommandExtensionType(vm).type, typeHandlerVersion: runCommandExtensionType(vm).typeHandlerVersion, status: { code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Ready' } }]
+        : [],
     };
   } else {
     view['vmAgent'] = {
@@ -487,6 +531,7 @@ export function instanceView(vm: VmRecord): Record<string, unknown> {
     };
   }
   view['disks'] = [{ name: vm.osDiskName, statuses: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded', time: armTime(vm.createdAt) }] }];
+  if (reporting && vm.runCommandExtension) view['extensions'] = [runCommandExtensionView(vm, vm.runCommandExtension)];
   view['hyperVGeneration'] = 'V2';
   view['statuses'] = statuses;
   return view;

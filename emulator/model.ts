@@ -58,6 +58,24 @@ export interface VmRecord {
   windows: WindowsState | null;
   otherScript: ScriptHandler | undefined;
   activeRun: RunOperation | null;
+  /**
+   * What the VM agent last reported for the Run Command extension, shown in the instance view;
+   * undefined until the first run the agent picked up (see emulator/README.md, instance view).
+   */
+  runCommandExtension?: RunCommandExtensionState;
+}
+
+/** The Run Command extension's last reported status: `transitioning` while a run goes, then the run's end with its output. */
+export interface RunCommandExtensionState {
+  readonly status: 'transitioning' | 'succeeded' | 'failed';
+  /** When the agent reported it (the run's start, then its end). */
+  readonly time: Date;
+  /** The run's StdOut/StdErr (last 4,096 bytes each), once it succeeded. */
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly message: string;
+  /** The operation the status belongs to (for tests). */
+  readonly operationId: string;
 }
 
 export type RunStatus = 'InProgress' | 'Succeeded' | 'Failed';

@@ -1,28 +1,82 @@
 /**
  * The compute adapter: reads a VM and runs a command on it through the real
  * @azure/arm-compute client, converting SDK shapes to the core's and classifying errors.
+ *
+ * Exactly once: a Run Command POST is not idempotent, so the client never re-sends it on its
+ * own (see armRetryPolicy). When its answer is lost (reset, dropped, timed out, 5xx) or the
+ * polls fail after ARM took it, the adapter finds the run in the VM's instance view by the
+ * RunId and payload kind our result line carries, waits for it (bounded) and returns its
+ * output. When it cannot tell, it throws RunCommandOutcomeUnknownError and remembers the POST,
+ * so a later call for the same payload on the VM looks again instead of sending it twice, and
+ * a 409 right after our own unanswered POST waits for our run rather than counting as busy.
  */
-import { ComputeManagementClient, type InstanceViewStatus, type RunCommandInput, type VirtualMachineInstanceView } from '@azure/arm-compute';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { ComputeManagementClient, type InstanceViewStatus, type RunCommandInput, type RunCommandResult, type VirtualMachineExtensionInstanceView, type VirtualMachineInstanceView } from '@azure/arm-compute';
+import { bearerTokenAuthenticationPolicyName, isRestError, type PipelineRequest } from '@azure/core-rest-pipeline';
 import type { TokenCredential } from '@azure/identity';
 import type { VmRef } from '../core/resource-id.js';
 import type { OsType, VmView } from '../core/vm.js';
-import { ComputeError, errorMessage, type ComputeFailureKind } from '../errors.js';
+import { ComputeError, DependencyTimeoutError, errorMessage, RunCommandOutcomeUnknownError, type ComputeFailureKind, type RunCommandOutcomeReason } from '../errors.js';
 import type { RunCommandPayload } from '../payloads/compose.js';
-import type { PipelinePolicy } from './pacing.js';
+import { armRetryPolicy, deadlinePolicy, DEFAULT_BOUNDS, isRunCommandPost, tryTimeoutPolicy, wasNeverSent, type ArmBounds, type PipelinePolicy } from './pacing.js';
+import { judgeObservation, observeRunCommandExtension, runIdentity, sameRun, streamsOf, type RunIdentity, type Verdict } from './run-command-outcome.js';
 
 export interface RunCommandOutput {
   readonly stdout: string;
   readonly stderr: string;
+  /**
+   * Where the output came from: the operation's result, or the VM's instance view after the
+   * POST's answer was lost. Absent from gateways that do not say (test fakes).
+   */
+  readonly source?: 'operation' | 'instance-view';
+  /** The POSTs this call sent (absent from gateways that do not count). */
+  readonly posts?: RunCommandPostCount;
+}
+
+/** POSTs …/runCommand one call sent, by what ARM's answer says about a run having started. */
+export interface RunCommandPostCount {
+  readonly sent: number;
+  /** ARM answered 2xx: a run started. */
+  readonly accepted: number;
+  /** ARM answered 4xx (409, 429, …) or no connection was made: no run started. */
+  readonly refused: number;
+  /** No answer, a reset, a timeout or a 5xx: a run may have started. */
+  readonly ambiguous: number;
+}
+
+export type RunCommandPostOutcome = 'accepted' | 'refused' | 'ambiguous';
+
+export interface RunCommandPostEvent {
+  readonly vm: string;
+  readonly runId: string | null;
+  readonly payload: string | null;
+  /** 1 for this call's first POST. */
+  readonly attempt: number;
+  readonly outcome: RunCommandPostOutcome;
+  readonly statusCode: number | null;
 }
 
 export interface RunCommandOptions {
   readonly abortSignal?: AbortSignal;
+  /** Called for every POST …/runCommand sent on the call's behalf, once its answer (or its lack) is known. */
+  readonly onRunCommandPosted?: (event: RunCommandPostEvent) => void;
 }
 
 /** What the pipeline needs from Azure compute. Injected, so tests and the CLI can choose. */
 export interface ComputeGateway {
   getVm(ref: VmRef): Promise<VmView>;
   runCommand(ref: VmRef, payload: RunCommandPayload, options?: RunCommandOptions): Promise<RunCommandOutput>;
+}
+
+export interface ReconcileOptions {
+  /** How long to look for our run in the instance view after an ambiguous POST. Default 10 min. */
+  readonly timeoutMs?: number;
+  /** How long a run may take to show there after the POST. Default 60 s. */
+  readonly settleMs?: number;
+  /** Clock difference allowed between this host and ARM's status times. Default 30 s. */
+  readonly clockSkewMs?: number;
+  /** Between two instance-view reads. Default: pollIntervalMs. */
+  readonly intervalMs?: number;
 }
 
 export interface ArmComputeGatewayOptions {
@@ -32,35 +86,104 @@ export interface ArmComputeGatewayOptions {
   readonly audience: string;
   /** Poll interval when ARM sends no Retry-After. */
   readonly pollIntervalMs?: number;
-  /** Retries of throttled (429 + Retry-After) and transient requests, done by the SDK's pipeline. */
+  /** Retries of reads and of definitely refused POSTs (overrides bounds.maxRetries). */
   readonly maxRetries?: number;
   /** Policies every attempt passes through (client-side pacing). */
   readonly additionalPolicies?: readonly PipelinePolicy[];
+  /** Per-try timeout, retry budget and per-operation deadline; default DEFAULT_BOUNDS.arm. */
+  readonly bounds?: Partial<ArmBounds>;
+  /** Longest wait for one Run Command operation to end. Default 20 min. */
+  readonly runTimeoutMs?: number;
+  readonly reconcile?: ReconcileOptions;
 }
+
+/** A POST of ours whose outcome is not known, remembered per VM until it is (or the longest run would be over). */
+interface PendingRun {
+  readonly identity: RunIdentity;
+  readonly postedAt: number;
+  readonly expiresAt: number;
+}
+
+/** The POSTs of one runCommand call, seen by the pipeline as they go on the wire. */
+interface PostContext {
+  readonly posts: { sentAt: number; outcome: RunCommandPostOutcome; statusCode: number | null }[];
+  readonly onPosted: (outcome: RunCommandPostOutcome, statusCode: number | null) => void;
+}
+
+/** Run Command stops a script after 90 minutes; a run of ours unaccounted for is over by then. */
+const PENDING_TTL_MS = 95 * 60_000;
+const DEFAULT_RUN_TIMEOUT_MS = 20 * 60_000;
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 
 export class ArmComputeGateway implements ComputeGateway {
   private readonly clients = new Map<string, ComputeManagementClient>();
+  /** Per VM key: our POSTs whose outcome is unknown, oldest first. */
+  private readonly pending = new Map<string, PendingRun[]>();
+  private readonly postContext = new AsyncLocalStorage<PostContext>();
+  private readonly bounds: ArmBounds;
 
   public constructor(
     private readonly credential: TokenCredential,
     private readonly options: ArmComputeGatewayOptions,
-  ) {}
+  ) {
+    this.bounds = { ...DEFAULT_BOUNDS.arm, ...options.bounds, ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }) };
+  }
 
   private client(subscriptionId: string): ComputeManagementClient {
     const key = subscriptionId.toLowerCase();
     let client = this.clients.get(key);
     if (!client) {
+      const perRetry = [...(this.options.additionalPolicies ?? []), this.postObserver(), tryTimeoutPolicy(this.bounds.tryTimeoutMs)];
       client = new ComputeManagementClient(this.credential, subscriptionId, {
         endpoint: this.options.endpoint,
         // The v25 client asks for management.azure.com whatever the endpoint; sovereign clouds need their own audience.
         credentials: { scopes: [`${this.options.audience.replace(/\/+$/, '')}/.default`] },
-        retryOptions: { maxRetries: this.options.maxRetries ?? 10 },
-        additionalPolicies: (this.options.additionalPolicies ?? []).map((policy) => ({ policy, position: 'perRetry' as const })),
+        retryOptions: { maxRetries: this.bounds.maxRetries, retryDelayInMs: this.bounds.retryDelayMs, maxRetryDelayInMs: this.bounds.maxRetryDelayMs },
+        additionalPolicies: perRetry.map((policy) => ({ policy, position: 'perRetry' as const })),
         userAgentOptions: { userAgentPrefix: 'rdp-remediator' },
       });
+      // The SDK's default retry re-sends a POST whose answer was lost; ours does not (see armRetryPolicy).
+      client.pipeline.removePolicy({ name: 'defaultRetryPolicy' });
+      client.pipeline.addPolicy(armRetryPolicy(this.bounds), { phase: 'Retry' });
+      // The deadline covers the token too (the bearer policy gets a token once per call, before the retries).
+      client.pipeline.addPolicy(deadlinePolicy('arm', this.bounds.operationTimeoutMs), { beforePolicies: [bearerTokenAuthenticationPolicyName] });
       this.clients.set(key, client);
     }
     return client;
+  }
+
+  /** Sees every Run Command POST on the wire (after pacing, inside the try timeout) and tells the call that sent it. */
+  private postObserver(): PipelinePolicy {
+    return {
+      name: 'rdpRemediatorRunCommandPosts',
+      sendRequest: async (request: PipelineRequest, next) => {
+        const context = isRunCommandPost(request) ? this.postContext.getStore() : undefined;
+        if (!context) return next(request);
+        const record = { sentAt: Date.now(), outcome: 'ambiguous' as RunCommandPostOutcome, statusCode: null as number | null };
+        context.posts.push(record);
+        try {
+          const response = await next(request);
+          record.statusCode = response.status;
+          record.outcome = response.status >= 200 && response.status < 300 ? 'accepted' : response.status >= 400 && response.status < 500 && response.status !== 408 ? 'refused' : 'ambiguous';
+          return response;
+        } catch (error) {
+          record.outcome = wasNeverSent(error) ? 'refused' : 'ambiguous';
+          throw error;
+        } finally {
+          context.onPosted(record.outcome, record.statusCode);
+        }
+      },
+    };
   }
 
   public async getVm(ref: VmRef): Promise<VmView> {
@@ -73,37 +196,214 @@ export class ArmComputeGateway implements ComputeGateway {
       const vm = await client.virtualMachineScaleSetVMs.get(ref.resourceGroup, ref.scaleSetName, ref.instanceId, { expand: 'instanceView' });
       return toVmView(ref, vm.location, vm.tags, vm.storageProfile?.osDisk?.osType, vm.instanceView);
     } catch (error) {
-      throw classifyComputeError(error, { operation: 'get', vm: ref.id });
+      throw toAdapterError(error, { operation: 'get', vm: ref.id });
     }
   }
 
   public async runCommand(ref: VmRef, payload: RunCommandPayload, options: RunCommandOptions = {}): Promise<RunCommandOutput> {
+    const identity = runIdentity(payload);
+    const counts = { sent: 0, accepted: 0, refused: 0, ambiguous: 0 };
+    const earlier = this.pendingFor(ref).find((run) => sameRun(run.identity, identity));
+    if (earlier) {
+      // An earlier POST of this very payload has no known outcome: look for that run, never send it again.
+      return this.reconcile(ref, earlier, identity, counts, options, undefined);
+    }
     const input: RunCommandInput = {
       commandId: payload.commandId,
       script: [...payload.script],
       parameters: payload.parameters.map((p) => ({ name: p.name, value: p.value })),
     };
-    const pollOptions = {
-      updateIntervalInMs: this.options.pollIntervalMs ?? 5_000,
-      ...(options.abortSignal ? { abortSignal: options.abortSignal } : {}),
-    };
-    try {
-      const client = this.client(ref.subscriptionId);
-      const result =
-        ref.kind === 'vm'
-          ? await client.virtualMachines.runCommand(ref.resourceGroup, ref.name, input, pollOptions)
-          : await client.virtualMachineScaleSetVMs.runCommand(ref.resourceGroup, ref.scaleSetName, ref.instanceId, input, pollOptions);
-      return toRunCommandOutput(result.value ?? []);
-    } catch (error) {
-      throw classifyComputeError(error, { operation: 'runCommand', vm: ref.id });
+    for (let round = 1; ; round++) {
+      const context: PostContext = {
+        posts: [],
+        onPosted: (outcome, statusCode) => {
+          counts.sent++;
+          counts[outcome]++;
+          options.onRunCommandPosted?.({ vm: ref.id, runId: identity?.runId ?? null, payload: identity?.kind ?? null, attempt: counts.sent, outcome, statusCode });
+        },
+      };
+      const runTimeout = new AbortController();
+      const timer = setTimeout(() => runTimeout.abort(), this.options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS);
+      const abortSignal = options.abortSignal ? AbortSignal.any([options.abortSignal, runTimeout.signal]) : runTimeout.signal;
+      try {
+        const result = await this.postContext.run(context, () => this.startRun(ref, input, abortSignal));
+        this.forget(ref, identity);
+        return { ...toRunCommandOutput(result.value ?? []), source: 'operation', posts: { ...counts } };
+      } catch (error) {
+        const last = context.posts.at(-1);
+        if (last === undefined || last.outcome === 'refused') {
+          // ARM did not take this POST (or it never left): nothing of it runs on the VM.
+          const mine = this.pendingFor(ref).at(-1);
+          if (round === 1 && mine && isRunInProgressConflict(error) && !options.abortSignal?.aborted) {
+            // A 409 right after our own unanswered POST: the run holding the VM may be ours, not someone else's.
+            const verdict = await this.awaitRun(ref, mine, options.abortSignal);
+            if (verdict.kind === 'ours') {
+              this.forget(ref, mine.identity);
+              continue; // our earlier run is over and this POST never ran: send it now
+            }
+          }
+          throw toAdapterError(error, { operation: 'runCommand', vm: ref.id });
+        }
+        if (options.abortSignal?.aborted) {
+          this.remember(ref, identity, last.sentAt);
+          throw error;
+        }
+        if (last.outcome === 'accepted' && isOperationFailure(error)) {
+          this.forget(ref, identity);
+          throw classifyComputeError(error, { operation: 'runCommand', vm: ref.id });
+        }
+        const entry = this.remember(ref, identity, last.sentAt);
+        if (runTimeout.signal.aborted) {
+          throw new RunCommandOutcomeUnknownError('still-running', `Run Command on ${ref.id} did not end within ${this.options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS} ms`, outcomeContext(ref, identity, counts), { cause: error });
+        }
+        // Accepted but the polls failed, or no usable answer: the run may be going on the VM.
+        return await this.reconcile(ref, entry, identity, counts, options, error);
+      } finally {
+        clearTimeout(timer);
+      }
     }
   }
+
+  private startRun(ref: VmRef, input: RunCommandInput, abortSignal: AbortSignal): Promise<RunCommandResult> {
+    const client = this.client(ref.subscriptionId);
+    const pollOptions = { updateIntervalInMs: this.options.pollIntervalMs ?? 5_000, abortSignal };
+    return Promise.resolve(
+      ref.kind === 'vm'
+        ? client.virtualMachines.runCommand(ref.resourceGroup, ref.name, input, pollOptions)
+        : client.virtualMachineScaleSetVMs.runCommand(ref.resourceGroup, ref.scaleSetName, ref.instanceId, input, pollOptions),
+    );
+  }
+
+  /** Our POSTs on this VM whose outcome is unknown and whose run could still be going or be found. */
+  private pendingFor(ref: VmRef): readonly PendingRun[] {
+    const now = Date.now();
+    const live = (this.pending.get(ref.key) ?? []).filter((run) => run.expiresAt > now);
+    if (live.length) this.pending.set(ref.key, live);
+    else this.pending.delete(ref.key);
+    return live;
+  }
+
+  /**
+   * Remembers a POST with no known outcome, so the same payload is never sent again while its
+   * run may still be found. A payload without a RunId cannot be found again: the caller gets
+   * `unidentifiable` and nothing is kept.
+   */
+  private remember(ref: VmRef, identity: RunIdentity | null, postedAt: number): PendingRun | null {
+    if (identity === null) return null;
+    const entry = { identity, postedAt, expiresAt: postedAt + PENDING_TTL_MS };
+    this.pending.set(ref.key, [...this.pendingFor(ref).filter((run) => !sameRun(run.identity, identity)), entry]);
+    return entry;
+  }
+
+  private forget(ref: VmRef, identity: RunIdentity | null): void {
+    if (identity === null) return;
+    const rest = this.pendingFor(ref).filter((run) => !sameRun(run.identity, identity));
+    if (rest.length) this.pending.set(ref.key, rest);
+    else this.pending.delete(ref.key);
+  }
+
+  private reconcileSettings() {
+    const r = this.options.reconcile ?? {};
+    return {
+      timeoutMs: r.timeoutMs ?? 10 * 60_000,
+      settleMs: r.settleMs ?? 60_000,
+      clockSkewMs: r.clockSkewMs ?? 30_000,
+      intervalMs: Math.max(10, r.intervalMs ?? this.options.pollIntervalMs ?? 5_000),
+    };
+  }
+
+  /** Reads the instance view until it shows our run finished, or shows that it cannot be ours, or the wait bound runs out. */
+  private async awaitRun(ref: VmRef, run: PendingRun, abortSignal: AbortSignal | undefined): Promise<Verdict | { kind: 'timeout'; last: Verdict | null; error: unknown }> {
+    const settings = this.reconcileSettings();
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), settings.timeoutMs);
+    const signal = abortSignal ? AbortSignal.any([abortSignal, deadline.signal]) : deadline.signal;
+    let last: Verdict | null = null;
+    let lastError: unknown;
+    try {
+      for (;;) {
+        try {
+          const view = await this.readInstanceView(ref, signal);
+          lastError = undefined;
+          last = judgeObservation(observeRunCommandExtension(view), run.identity, run.postedAt, Date.now(), settings);
+          if (last.kind !== 'wait') return last;
+        } catch (error) {
+          if (abortSignal?.aborted) throw error;
+          lastError = error;
+        }
+        if (signal.aborted) return { kind: 'timeout', last, error: lastError };
+        await sleep(settings.intervalMs, signal);
+        if (signal.aborted) return { kind: 'timeout', last, error: lastError };
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async reconcile(ref: VmRef, run: PendingRun | null, identity: RunIdentity | null, counts: RunCommandPostCount, options: RunCommandOptions, cause: unknown): Promise<RunCommandOutput> {
+    const verdict = run === null ? ({ kind: 'not-ours', why: 'the payload carries no RunId' } as const) : await this.awaitRun(ref, run, options.abortSignal);
+    const context = outcomeContext(ref, identity, counts);
+    if (verdict.kind === 'ours') {
+      this.forget(ref, identity);
+      return { ...verdict.output, source: 'instance-view', posts: { ...counts } };
+    }
+    const what = `Run Command ${identity?.kind ?? 'script'} ${identity?.runId ?? '(no RunId)'} on ${ref.id}`;
+    let reason: RunCommandOutcomeReason;
+    let detail: string;
+    if (identity === null) {
+      reason = 'unidentifiable';
+      detail = 'the payload carries no RunId, so its run cannot be found';
+    } else if (verdict.kind === 'not-ours') {
+      reason = 'not-found';
+      detail = verdict.why;
+    } else if (verdict.kind === 'wait') {
+      reason = verdict.why === 'running' ? 'still-running' : 'not-found';
+      detail = verdict.why;
+    } else if (verdict.last === null) {
+      reason = 'unreadable';
+      detail = `the instance view could not be read: ${errorMessage(verdict.error)}`;
+    } else if (verdict.last.kind === 'wait' && verdict.last.why === 'running') {
+      reason = 'still-running';
+      detail = `a run was still going after ${this.reconcileSettings().timeoutMs} ms`;
+    } else {
+      reason = 'not-found';
+      detail = `no run of this payload showed in the instance view within ${this.reconcileSettings().timeoutMs} ms`;
+    }
+    throw new RunCommandOutcomeUnknownError(reason, `${what}: outcome unknown (${detail})`, { ...context, cause: cause === undefined ? null : errorMessage(cause) }, { cause: verdict.kind === 'timeout' && verdict.error !== undefined ? verdict.error : cause });
+  }
+
+  private async readInstanceView(ref: VmRef, abortSignal: AbortSignal): Promise<{ extensions?: VirtualMachineExtensionInstanceView[] } | undefined> {
+    const client = this.client(ref.subscriptionId);
+    // GET with $expand=instanceView: the same read (and RBAC operation) as getVm.
+    const vm =
+      ref.kind === 'vm'
+        ? await client.virtualMachines.get(ref.resourceGroup, ref.name, { expand: 'instanceView', abortSignal })
+        : await client.virtualMachineScaleSetVMs.get(ref.resourceGroup, ref.scaleSetName, ref.instanceId, { expand: 'instanceView', abortSignal });
+    return vm.instanceView;
+  }
+}
+
+function outcomeContext(ref: VmRef, identity: RunIdentity | null, counts: RunCommandPostCount) {
+  return { vm: ref.id, runId: identity?.runId ?? null, payload: identity?.kind ?? null, posts: { ...counts } };
+}
+
+/** 409 "Run command extension execution is in progress": a run holds the VM. */
+function isRunInProgressConflict(error: unknown): boolean {
+  return isRestError(error) && error.statusCode === 409 && /run command extension execution is in progress/i.test(error.message);
+}
+
+/** The operation itself ended Failed (the LRO's verdict), as opposed to a poll that got no answer. */
+function isOperationFailure(error: unknown): boolean {
+  return !isRestError(error) && !(error instanceof DependencyTimeoutError) && /long-running operation has failed/i.test(errorMessage(error));
+}
+
+function toAdapterError(error: unknown, context: Record<string, unknown>): Error {
+  return error instanceof DependencyTimeoutError ? error : classifyComputeError(error, context);
 }
 
 /** StdOut and StdErr substatuses of a RunCommandResult. */
 export function toRunCommandOutput(statuses: readonly InstanceViewStatus[]): RunCommandOutput {
-  const find = (stream: string) => statuses.find((s) => s.code?.toLowerCase().includes(`/${stream}/`))?.message ?? '';
-  return { stdout: find('stdout'), stderr: find('stderr') };
+  return streamsOf(statuses);
 }
 
 export function toVmView(

@@ -6,7 +6,7 @@ import type { TokenCredential } from '@azure/identity';
 import { LogsQueryClient, LogsQueryResultStatus, type LogsTable } from '@azure/monitor-query-logs';
 import { eventQuery } from '../alerts/event-query.js';
 import type { AlertWindow, WorkspaceTarget } from '../alerts/classify.js';
-import type { PipelinePolicy } from './pacing.js';
+import { deadlinePolicy, DEFAULT_BOUNDS, tryTimeoutPolicy, type CallBounds, type PipelinePolicy } from './pacing.js';
 
 export interface AffectedVms {
   /** `_ResourceId` values, as the workspace stores them (often lower-case). */
@@ -24,25 +24,35 @@ export interface MonitorLogsGatewayOptions {
   readonly endpoint: string;
   readonly audience: string;
   readonly additionalPolicies?: readonly PipelinePolicy[];
+  /** Per-try timeout, retries and per-query deadline; default DEFAULT_BOUNDS.logs. A hung query ends in DependencyTimeoutError('logs'). */
+  readonly bounds?: Partial<CallBounds>;
 }
 
 export class MonitorLogsGateway implements LogsGateway {
   private readonly client: LogsQueryClient;
+  private readonly serverTimeoutInSeconds: number;
 
   public constructor(credential: TokenCredential, options: MonitorLogsGatewayOptions) {
+    const bounds: CallBounds = { ...DEFAULT_BOUNDS.logs, ...options.bounds };
+    // Ask the service to give up before the client does, so a slow query answers with an error rather than silence.
+    this.serverTimeoutInSeconds = Math.max(1, Math.floor(bounds.tryTimeoutMs / 1000) - 10);
     this.client = new LogsQueryClient(credential, {
       endpoint: options.endpoint,
       credentials: { scopes: [`${options.audience}/.default`] },
-      retryOptions: { maxRetries: 6 },
-      additionalPolicies: (options.additionalPolicies ?? []).map((policy) => ({ policy, position: 'perRetry' as const })),
+      retryOptions: { maxRetries: bounds.maxRetries, retryDelayInMs: bounds.retryDelayMs, maxRetryDelayInMs: bounds.maxRetryDelayMs },
+      additionalPolicies: [
+        { policy: deadlinePolicy('logs', bounds.operationTimeoutMs), position: 'perCall' as const },
+        ...[...(options.additionalPolicies ?? []), tryTimeoutPolicy(bounds.tryTimeoutMs)].map((policy) => ({ policy, position: 'perRetry' as const })),
+      ],
     });
   }
 
   public async findAffectedVms(workspace: WorkspaceTarget, window: AlertWindow, computers: readonly string[]): Promise<AffectedVms> {
     const timespan = { startTime: new Date(window.start), endTime: new Date(window.end) };
+    const options = { serverTimeoutInSeconds: this.serverTimeoutInSeconds };
     const result = workspace.workspaceId
-      ? await this.client.queryWorkspace(workspace.workspaceId, eventQuery(), timespan)
-      : await this.client.queryResource(workspace.resourceId, eventQuery(), timespan);
+      ? await this.client.queryWorkspace(workspace.workspaceId, eventQuery(), timespan, options)
+      : await this.client.queryResource(workspace.resourceId, eventQuery(), timespan, options);
     const tables = result.status === LogsQueryResultStatus.Success ? result.tables : result.partialTables;
     const partialError = result.status === LogsQueryResultStatus.Success ? null : `${result.partialError.code ?? 'PartialError'}: ${result.partialError.message}`;
     return { resourceIds: affectedResourceIds(tables, computers), partialError };

@@ -3,9 +3,10 @@
  * bindings (`AzureWebJobsStorage`): a connection string, or the identity-based form
  * `AzureWebJobsStorage__queueServiceUri` / `__tableServiceUri` with a managed identity.
  */
-import { TableClient } from '@azure/data-tables';
+import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
-import { QueueClient } from '@azure/storage-queue';
+import { QueueClient, type StoragePipelineOptions } from '@azure/storage-queue';
+import { deadlinePolicy, DEFAULT_BOUNDS, tryTimeoutPolicy, type CallBounds } from './pacing.js';
 
 export type StorageConnection =
   | { readonly kind: 'connection-string'; readonly connectionString: string }
@@ -17,18 +18,40 @@ function isPlainHttp(connection: StorageConnection): boolean {
     : connection.tableServiceUri.startsWith('http:');
 }
 
-export function tableClient(connection: StorageConnection, tableName: string): TableClient {
-  // Plain HTTP only ever means the local storage emulator; the SDK refuses it unless told.
-  const options = isPlainHttp(connection) ? { allowInsecureConnection: true } : {};
+/**
+ * A Table client whose every call is bounded (DEFAULT_BOUNDS.table unless given): each attempt
+ * times out after tryTimeoutMs and is retried (the SDK's retry, maxRetries, exponential
+ * back-off), and the whole call ends in DependencyTimeoutError('table') after operationTimeoutMs.
+ */
+export function tableClient(connection: StorageConnection, tableName: string, bounds: Partial<CallBounds> = {}): TableClient {
+  const b: CallBounds = { ...DEFAULT_BOUNDS.table, ...bounds };
+  const options: TableServiceClientOptions = {
+    retryOptions: { maxRetries: b.maxRetries, retryDelayInMs: b.retryDelayMs, maxRetryDelayInMs: b.maxRetryDelayMs },
+    additionalPolicies: [
+      { policy: deadlinePolicy('table', b.operationTimeoutMs), position: 'perCall' },
+      { policy: tryTimeoutPolicy(b.tryTimeoutMs), position: 'perRetry' },
+    ],
+    // Plain HTTP only ever means the local storage emulator; the SDK refuses it unless told.
+    ...(isPlainHttp(connection) ? { allowInsecureConnection: true } : {}),
+  };
   return connection.kind === 'connection-string'
     ? TableClient.fromConnectionString(connection.connectionString, tableName, options)
     : new TableClient(connection.tableServiceUri, tableName, connection.credential, options);
 }
 
-export function queueClient(connection: StorageConnection, queueName: string): QueueClient {
+/**
+ * A Queue client with a bounded retry budget (DEFAULT_BOUNDS.queue unless given). Its
+ * `tryTimeoutInMs` is only the server-side `timeout` parameter, so a hung service is bounded by
+ * the per-call deadline the queue adapter (job-queue.ts) passes as `abortSignal`.
+ */
+export function queueClient(connection: StorageConnection, queueName: string, bounds: Partial<CallBounds> = {}): QueueClient {
+  const b: CallBounds = { ...DEFAULT_BOUNDS.queue, ...bounds };
+  const options: StoragePipelineOptions = {
+    retryOptions: { maxTries: b.maxRetries + 1, tryTimeoutInMs: b.tryTimeoutMs, retryDelayInMs: b.retryDelayMs, maxRetryDelayInMs: b.maxRetryDelayMs },
+  };
   return connection.kind === 'connection-string'
-    ? new QueueClient(connection.connectionString, queueName)
-    : new QueueClient(`${connection.queueServiceUri.replace(/\/+$/, '')}/${queueName}`, connection.credential);
+    ? new QueueClient(connection.connectionString, queueName, options)
+    : new QueueClient(`${connection.queueServiceUri.replace(/\/+$/, '')}/${queueName}`, connection.credential, options);
 }
 
 /** Creates the table on first use, once per client; a failed attempt is tried again on the next call. */

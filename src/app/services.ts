@@ -11,7 +11,7 @@ import { InMemoryVmLock, TableVmLock, type VmLock } from '../adapters/vm-lock.js
 import { ALERT_QUEUE_NAME, QUEUE_NAME, loadConfig, type Config } from '../config.js';
 import { InMemoryAdmissionStore, TableAdmissionStore, type AdmissionStore } from '../alerts/admission.js';
 import { MonitorLogsGateway, type LogsGateway } from '../adapters/logs.js';
-import { pacingPolicy, TokenBucket } from '../adapters/pacing.js';
+import { DEFAULT_BOUNDS, pacingPolicy, TokenBucket } from '../adapters/pacing.js';
 import { ConfigurationError } from '../errors.js';
 import type { RemediationDeps } from '../pipeline/remediate.js';
 
@@ -39,13 +39,15 @@ export function createServices(options: CreateServicesOptions = {}): Services {
   const config = loadConfig(options.env);
   const credential = new DefaultAzureCredential(config.managedIdentityClientId ? { managedIdentityClientId: config.managedIdentityClientId } : {});
   const pacing = pacingPolicy({ reads: new TokenBucket(config.armPacing.reads), writes: new TokenBucket(config.armPacing.writes) });
+  // Every client is bounded (per-try timeout, retry budget, deadline): see DEFAULT_BOUNDS in src/adapters/pacing.ts.
   const compute = new ArmComputeGateway(credential, {
     endpoint: config.arm.endpoint,
     audience: config.arm.audience,
     pollIntervalMs: config.arm.pollIntervalMs,
     additionalPolicies: [pacing],
+    bounds: DEFAULT_BOUNDS.arm,
   });
-  const logs = new MonitorLogsGateway(credential, { endpoint: config.logs.endpoint, audience: config.logs.audience });
+  const logs = new MonitorLogsGateway(credential, { endpoint: config.logs.endpoint, audience: config.logs.audience, bounds: DEFAULT_BOUNDS.logs });
   if (!config.storage) {
     if (!options.allowInMemory) throw new ConfigurationError('no storage configured: set AzureWebJobsStorage (or its identity-based __queueServiceUri and __tableServiceUri)');
     return {
@@ -74,11 +76,11 @@ export function createServices(options: CreateServicesOptions = {}): Services {
     credential,
     compute,
     logs,
-    store: new TableRemediationStore(tableClient(connection, config.tables.records)),
-    lock: new TableVmLock(tableClient(connection, config.tables.locks)),
-    admissions: new TableAdmissionStore(tableClient(connection, config.tables.records)),
-    queue: new StorageJobQueue(queueClient(connection, QUEUE_NAME)),
-    alertQueue: new StorageAlertQueue(queueClient(connection, ALERT_QUEUE_NAME)),
+    store: new TableRemediationStore(tableClient(connection, config.tables.records, DEFAULT_BOUNDS.table)),
+    lock: new TableVmLock(tableClient(connection, config.tables.locks, DEFAULT_BOUNDS.table)),
+    admissions: new TableAdmissionStore(tableClient(connection, config.tables.records, DEFAULT_BOUNDS.table)),
+    queue: new StorageJobQueue(queueClient(connection, QUEUE_NAME, DEFAULT_BOUNDS.queue), { operationTimeoutMs: DEFAULT_BOUNDS.queue.operationTimeoutMs }),
+    alertQueue: new StorageAlertQueue(queueClient(connection, ALERT_QUEUE_NAME, DEFAULT_BOUNDS.queue), { operationTimeoutMs: DEFAULT_BOUNDS.queue.operationTimeoutMs }),
   };
 }
 
