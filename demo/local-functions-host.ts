@@ -3,7 +3,13 @@
  * host: receive with a visibility timeout, call the handler with a real InvocationContext,
  * delete on success, leave the message to reappear on failure, and after maxDequeueCount
  * attempts move it to `<queue>-poison`, whose own trigger then runs.
+ *
+ * Run as a program (`runWorkerProcess`, below), it is the remediation worker as a process of
+ * its own, which the crash tests SIGKILL at random points: a killed host's messages stay
+ * invisible until their visibility timeout runs out, then come back with a higher dequeue
+ * count, as they do when a Functions host dies.
  */
+import { pathToFileURL } from 'node:url';
 import functions, { type InvocationContext as InvocationContextType } from '@azure/functions';
 import type { QueueClient } from '@azure/storage-queue';
 
@@ -156,4 +162,50 @@ function parseMaybeJson(text: string): unknown {
   } catch {
     return text;
   }
+}
+
+/**
+ * The remediation worker and its poison trigger as a process of their own, against the storage
+ * and ARM endpoints the environment names (AzureWebJobsStorage, AZURE_RESOURCE_MANAGER_ENDPOINT,
+ * the identity endpoint, NODE_EXTRA_CA_CERTS for the emulator's CA; emulator.env() has them).
+ * LOCAL_HOST_VISIBILITY_SECONDS, LOCAL_HOST_MAX_DEQUEUE_COUNT and LOCAL_HOST_BATCH_SIZE set the
+ * host's options. Prints `ready` once it polls, then one JSON line per log entry, and runs
+ * until it is killed (or SIGTERM, which stops it after the running invocations).
+ */
+export async function runWorkerProcess(env: NodeJS.ProcessEnv = process.env, out: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<void> {
+  const [{ remediationPoison, remediationWorker }, { queueClient }, { POISON_QUEUE_NAME, QUEUE_NAME }] = await Promise.all([
+    import('../functions/remediation-worker.js'),
+    import('../src/adapters/storage.js'),
+    import('../src/config.js'),
+  ]);
+  const connectionString = env['AzureWebJobsStorage'];
+  if (!connectionString) throw new Error('AzureWebJobsStorage is not set');
+  const connection = { kind: 'connection-string' as const, connectionString };
+  const number = (name: string, fallback: number) => (env[name] ? Number(env[name]) : fallback);
+  const host = new LocalFunctionsHost(
+    [
+      { functionName: 'remediation-worker', queue: queueClient(connection, QUEUE_NAME), poison: queueClient(connection, POISON_QUEUE_NAME), handler: remediationWorker },
+      { functionName: 'remediation-poison', queue: queueClient(connection, POISON_QUEUE_NAME), handler: remediationPoison },
+    ],
+    {
+      visibilityTimeoutSeconds: number('LOCAL_HOST_VISIBILITY_SECONDS', 30),
+      maxDequeueCount: number('LOCAL_HOST_MAX_DEQUEUE_COUNT', 5),
+      batchSize: number('LOCAL_HOST_BATCH_SIZE', 16),
+      log: (functionName, level, message) => out(JSON.stringify({ functionName, level, message })),
+    },
+  );
+  await host.start();
+  out('ready');
+  await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
+  await host.stop();
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runWorkerProcess().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -2,12 +2,20 @@
  * The queue-triggered worker: one message, one VM, one remediation. Its poison twin
  * records jobs the host gave up on (after host.json's maxDequeueCount attempts), so no
  * request disappears without an outcome.
+ *
+ * A message that is delivered again (the worker crashed, or failed to write the record)
+ * resumes the remediation from the progress in its record (src/pipeline/remediate.ts). How
+ * soon it comes back: after a failed invocation, host.json's visibilityTimeout (1 min); after
+ * a crashed host, once the message's lease runs out (the Functions host takes a message for
+ * 10 minutes and renews that while the invocation runs). The VM's lease (90 s, renewed every
+ * 30 s) has run out by then, so the new delivery resumes at once.
  */
 import { app, type InvocationContext } from '@azure/functions';
 import { getServices, remediationDeps } from '../src/app/services.js';
 import { POISON_QUEUE_NAME, QUEUE_NAME } from '../src/config.js';
 import { parseJobMessage } from '../src/core/job.js';
 import type { RemediationRecord } from '../src/core/outcome.js';
+import { RecordVersionConflictError } from '../src/adapters/remediation-store.js';
 import { RetryLaterError } from '../src/errors.js';
 import { queuedRecord, runRemediation } from '../src/pipeline/remediate.js';
 
@@ -47,22 +55,61 @@ export async function remediationPoison(message: unknown, context: InvocationCon
     return;
   }
   const job = parsed.data;
-  const { store } = getServices();
-  const stored = await store.get(job.id);
-  const existing = stored ?? queuedRecord(job);
-  if (existing.state === 'completed') return; // it finished after all; nothing to add
+  const { store, lock } = getServices();
+  const poisonEntry = { kind: 'remediation' as const, key: job.id, reason: 'the worker failed on every attempt', message: JSON.stringify(message).slice(0, 8_000) };
+  if ((await lock.holder(job.vm.key)) === job.id) {
+    // Another delivery of this job (a second message for it) is alive and renews the VM's
+    // lease: it completes the record itself, and may be posting the fix right now.
+    await store.recordPoison(poisonEntry);
+    context.warn(JSON.stringify({ event: 'remediation.poison-while-running', id: job.id }));
+    return;
+  }
+  for (let tries = 1; ; tries++) {
+    const stored = await store.read(job.id);
+    const existing = stored?.record ?? queuedRecord(job);
+    if (existing.state === 'completed') break; // it finished after all; nothing to add
+    const record = poisoned(existing);
+    try {
+      if (stored) await store.save(record, { ifVersion: stored.version });
+      else if ((await store.create(record)).record.state !== 'completed') continue; // a worker wrote it first: look again
+      logOutcome(record, context);
+      break;
+    } catch (error) {
+      // Changed meanwhile (a duplicate counted, a late write of the worker): look again.
+      if (!(error instanceof RecordVersionConflictError) || tries >= 5) throw error;
+    }
+  }
+  await store.recordPoison(poisonEntry);
+}
+
+/** The record completed as failed/poison, keeping what the attempts got to (without the evidence). */
+function poisoned(existing: RemediationRecord): RemediationRecord {
   const at = new Date().toISOString();
-  const record: RemediationRecord = {
-    ...existing,
+  const { id, vmResourceId, vmKey, source, mode, allow, requestedAt, reason } = existing;
+  const progress = existing.progress ? (({ evidence: _evidence, ...rest }) => rest)(existing.progress) : undefined;
+  const fixRuns = progress?.fixRuns ?? 0;
+  const note = fixRuns > 0 ? `; a fix was posted for this remediation: its manifest in %ProgramData%\\RdpRemediation\\${id} on the VM records what it did` : '';
+  return {
+    id,
+    vmResourceId,
+    vmKey,
+    source,
+    mode,
+    allow,
+    requestedAt,
+    ...(reason === undefined ? {} : { reason }),
+    ...(progress ? { progress } : {}),
     state: 'completed',
     startedAt: existing.state === 'running' ? existing.startedAt : null,
     completedAt: at,
     updatedAt: at,
-    outcome: { status: 'failed', error: { kind: 'poison', message: `the worker failed on every attempt; the job was moved to ${POISON_QUEUE_NAME}` }, runCommands: 0, timings: { totalMs: 0 } },
+    outcome: {
+      status: 'failed',
+      error: { kind: 'poison', message: `the worker failed on every attempt; the job was moved to ${POISON_QUEUE_NAME}${note}` },
+      runCommands: progress?.runCommands ?? 0,
+      timings: { totalMs: 0 },
+    },
   };
-  await (stored ? store.save(record) : store.create(record));
-  await store.recordPoison({ kind: 'remediation', key: job.id, reason: 'the worker failed on every attempt', message: JSON.stringify(message).slice(0, 8_000) });
-  logOutcome(record, context);
 }
 
 function logOutcome(record: RemediationRecord, context: InvocationContext): void {
@@ -79,6 +126,8 @@ function logOutcome(record: RemediationRecord, context: InvocationContext): void
     ...('actions' in outcome && outcome.actions ? { changed: outcome.actions.filter((a) => a.changed).map((a) => a.id) } : {}),
     ...('securityChanges' in outcome ? { securityChanges: outcome.securityChanges.map((c) => c.action) } : {}),
     ...('reason' in outcome ? { reason: outcome.reason } : {}),
+    ...('readBack' in outcome && outcome.readBack ? { readBack: outcome.readBack } : {}),
+    ...(record.progress ? { attempt: record.progress.attempt, fixRuns: record.progress.fixRuns } : {}),
     ...(outcome.status === 'failed' ? { error: outcome.error } : {}),
   };
   if (outcome.status === 'failed') context.error(JSON.stringify(entry));

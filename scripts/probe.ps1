@@ -3,14 +3,21 @@
 # Read-only diagnosis of RDP error 0x904 / extended 0x7 on an Azure Windows VM: reads the
 # RDP certificate, key-file and MachineKeys ACLs, listener settings, Group Policy
 # ownership, SCHANNEL TLS 1.2, services and domain state, and prints one ProbeResult JSON
-# line (docs/payload-contract.md). Changes nothing and writes no file.
+# line (docs/payload-contract.md). Changes nothing and writes no file. With
+# ReadManifests=true it also reads back the manifests an earlier fix run with the same RunId
+# left in %ProgramData%\RdpRemediation\<RunId>\ (a resumed job), into the line's previous.
 # Sent by rdp-remediator through Run Command (RunPowerShellScript); runs as SYSTEM under
 # Windows PowerShell 5.1. The libraries are spliced in at the include line.
 [CmdletBinding()]
 param(
     [Parameter(Mandatory = $true)]
     [ValidatePattern('^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')]
-    [string]$RunId
+    [string]$RunId,
+
+    # Only for a resumed job; absent reads nothing. Never sent empty: the Run Command agent
+    # would leave the name without an argument and binding would fail.
+    [ValidateSet('true', 'false')]
+    [string]$ReadManifests
 )
 
 Set-StrictMode -Version 3.0
@@ -22,7 +29,8 @@ $ProgressPreference = 'SilentlyContinue'
 
 $resultLine = $null
 try {
-    $probeResult = Invoke-RrProbe -RunId $RunId
+    # An absent ReadManifests reads as '' here, which the logic takes as "read nothing".
+    $probeResult = Invoke-RrProbe -RunId $RunId -ReadManifests $ReadManifests
     $resultLine = ConvertTo-RrResultLine -Result $probeResult
 }
 catch {

@@ -719,6 +719,32 @@ function Get-RrMachineGuid {
 
 function Get-RrProgramDataPath { return [string](Get-RrDoubleState)['programData'] }
 function Test-RrPath { param([string]$Path) return [bool](Test-RrDoublePath -Path $Path) }
+
+function Get-RrChildFileNames {
+    param([string]$Path)
+    # Directory.GetFiles: the files directly below (not deeper, not directories); nothing for a
+    # missing path or a file. Listing needs FILE_LIST_DIRECTORY (0x1) on the directory.
+    $entry = Get-RrDoubleFileEntry -Path $Path
+    if (-not (Test-RrDoublePath -Path $Path) -or ($null -ne $entry -and $entry['type'] -ne 'directory')) { return }
+    if (-not (Test-RrDoubleSystemAccess -Sddl (Get-RrDoubleEffectiveSddl -Path $Path) -Desired 0x1)) { throw [System.UnauthorizedAccessException]::new("Access to the path '$Path' is denied.") }
+    $files = (Get-RrDoubleState)['files']
+    $prefixLength = $Path.TrimEnd('\').Length + 1
+    foreach ($key in @(Get-RrDoubleBelow -Map $files -Path $Path)) {
+        $name = ([string]$key).Substring($prefixLength)
+        if (-not $name.Contains('\') -and $files[$key]['type'] -eq 'file') { $name }
+    }
+}
+
+function Get-RrTextFile {
+    param([string]$Path)
+    # File.ReadAllText: $null when there is no such file (a directory is not one); reading
+    # needs FILE_READ_DATA (0x1). A file modelled by name only reads as empty text.
+    $entry = Get-RrDoubleFileEntry -Path $Path
+    if ($null -eq $entry -or $entry['type'] -ne 'file') { return $null }
+    if (-not (Test-RrDoubleSystemAccess -Sddl ([string]$entry['sddl']) -Desired 0x1)) { throw [System.UnauthorizedAccessException]::new("Access to the path '$Path' is denied.") }
+    if (-not $entry.Contains('content') -or $null -eq $entry['content']) { return '' }
+    return [string]$entry['content']
+}
 function Get-RrNow { return (ConvertFrom-RrDoubleDate -Text (Get-RrDoubleState)['now']) }
 
 function Start-RrSleep {

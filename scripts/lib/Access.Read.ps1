@@ -25,6 +25,12 @@
 #   Native commands         an object with ExitCode [int] and Output [string]; they never throw
 #                           on a non-zero exit code, the caller judges
 #   Get-RrNow               [datetime] in UTC
+#   Get-RrChildFileNames    the names (not paths) of the files directly in a directory, one
+#                           [string] each; nothing when the directory does not exist; throws
+#                           when it cannot be listed
+#   Get-RrTextFile          the whole text of a file as one [string] (read as UTF-8, which
+#                           Write-RrTextFile writes), $null when there is no such file; throws
+#                           when it cannot be read
 # ---------------------------------------------------------------------------------------
 
 function Get-RrHklmBaseKey {
@@ -246,6 +252,25 @@ function Get-RrProgramDataPath {
 function Test-RrPath {
     param([string]$Path)
     return [bool](Test-Path -LiteralPath $Path)
+}
+
+function Get-RrChildFileNames {
+    param([string]$Path)
+    # Files only, not subdirectories; the caller picks the names it knows.
+    if (-not [System.IO.Directory]::Exists($Path)) {
+        return
+    }
+    foreach ($file in @([System.IO.Directory]::GetFiles($Path))) {
+        [string]([System.IO.Path]::GetFileName($file))
+    }
+}
+
+function Get-RrTextFile {
+    param([string]$Path)
+    if (-not [System.IO.File]::Exists($Path)) {
+        return $null
+    }
+    return [string]([System.IO.File]::ReadAllText($Path, [System.Text.Encoding]::UTF8))
 }
 
 # --- Time ----------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 # ---------------------------------------------------------------------------------------
 # lib/Facts.ps1: what the rdp-remediator payloads know and report. Both payloads carry it.
 #
-# Shared constants and helpers, SDDL evaluation, the facts, the probe driver and the result
-# line, as docs/payload-contract.md describes them. Windows is reached only through the
+# Shared constants and helpers, SDDL evaluation, the facts, the read-back of earlier fix
+# runs' manifests, the probe driver and the result line, as docs/payload-contract.md
+# describes them. Windows is reached only through the
 # functions of lib/Access.Read.ps1: nothing here changes the VM, so the probe payload,
 # which is lib/Access.Read.ps1 and this file, holds no code that could. The actions and the
 # fix driver are in lib/Actions.ps1, which only the fix payload carries.
@@ -641,6 +642,214 @@ function Get-RrFacts {
     }
 }
 
+# ==== Read-back of earlier fix runs =========================================================
+
+# A fix run writes manifest.json, a rerun of the same RunId manifest-2.json, ... (lib/Actions.ps1).
+$script:RrManifestNamePattern = '^manifest(-(?<sequence>[1-9][0-9]{0,2}))?\.json$'
+
+function ConvertFrom-RrJsonString {
+    param([string]$Token)
+    # A JSON string token, quotes included. Regex.Unescape knows every JSON escape (\" \\ \/
+    # \b \f \n \r \t \uXXXX), and JSON writers emit no other.
+    return [regex]::Unescape($Token.Substring(1, $Token.Length - 2))
+}
+
+function Read-RrJsonValue {
+    param([hashtable]$Reader)
+    # One value from the token list in $Reader (Tokens, Index), advancing Index past it.
+    if ($Reader.Index -ge $Reader.Tokens.Count) {
+        throw 'JSON ends too early'
+    }
+    $token = [string]$Reader.Tokens[$Reader.Index].Value
+    $Reader.Index++
+    if ($token -ceq '{') {
+        $object = [ordered]@{}
+        if ($Reader.Index -lt $Reader.Tokens.Count -and [string]$Reader.Tokens[$Reader.Index].Value -ceq '}') {
+            $Reader.Index++
+            return $object
+        }
+        while ($true) {
+            if ($Reader.Index -ge $Reader.Tokens.Count) {
+                throw 'JSON ends inside an object'
+            }
+            $key = [string]$Reader.Tokens[$Reader.Index].Value
+            if (-not $key.StartsWith('"') -or $Reader.Index + 1 -ge $Reader.Tokens.Count -or [string]$Reader.Tokens[$Reader.Index + 1].Value -cne ':') {
+                throw ('JSON object key expected at token ' + $Reader.Index)
+            }
+            $Reader.Index += 2
+            $object[(ConvertFrom-RrJsonString -Token $key)] = Read-RrJsonValue -Reader $Reader
+            if ($Reader.Index -ge $Reader.Tokens.Count) {
+                throw 'JSON ends inside an object'
+            }
+            $separator = [string]$Reader.Tokens[$Reader.Index].Value
+            $Reader.Index++
+            if ($separator -ceq '}') {
+                return $object
+            }
+            if ($separator -cne ',') {
+                throw ('JSON: , or } expected, found ' + $separator)
+            }
+        }
+    }
+    if ($token -ceq '[') {
+        $items = New-Object System.Collections.Generic.List[object]
+        if ($Reader.Index -lt $Reader.Tokens.Count -and [string]$Reader.Tokens[$Reader.Index].Value -ceq ']') {
+            $Reader.Index++
+            return , $items.ToArray()
+        }
+        while ($true) {
+            $items.Add((Read-RrJsonValue -Reader $Reader))
+            if ($Reader.Index -ge $Reader.Tokens.Count) {
+                throw 'JSON ends inside an array'
+            }
+            $separator = [string]$Reader.Tokens[$Reader.Index].Value
+            $Reader.Index++
+            if ($separator -ceq ']') {
+                return , $items.ToArray()
+            }
+            if ($separator -cne ',') {
+                throw ('JSON: , or ] expected, found ' + $separator)
+            }
+        }
+    }
+    if ($token.StartsWith('"')) {
+        return (ConvertFrom-RrJsonString -Token $token)
+    }
+    if ($token -ceq 'true') {
+        return $true
+    }
+    if ($token -ceq 'false') {
+        return $false
+    }
+    if ($token -ceq 'null') {
+        return $null
+    }
+    if ($token -cmatch '^-?[0-9]+$') {
+        return [int64]::Parse($token, [System.Globalization.CultureInfo]::InvariantCulture)
+    }
+    if ($token -cmatch '^-?[0-9]') {
+        return [double]::Parse($token, [System.Globalization.CultureInfo]::InvariantCulture)
+    }
+    throw ('JSON: unexpected ' + $token)
+}
+
+function ConvertFrom-RrJsonText {
+    param([string]$Text)
+    # A small JSON reader for the manifests lib/Actions.ps1 writes (the payloads use no
+    # ConvertFrom-Json): objects come back as ordered dictionaries, arrays as object[],
+    # integers as [int64], other numbers as [double]. Anything that is not JSON throws.
+    if ([string]::IsNullOrEmpty($Text)) {
+        throw 'JSON: empty text'
+    }
+    $pattern = '"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null|[{}\[\]:,]|[^\s{}\[\]:,"]+|"'
+    $tokens = [regex]::Matches($Text, $pattern)
+    $reader = @{ Tokens = $tokens; Index = 0 }
+    $value = Read-RrJsonValue -Reader $reader
+    if ($reader.Index -ne $tokens.Count) {
+        throw 'JSON: text after the value'
+    }
+    return , $value
+}
+
+function ConvertTo-RrPreviousValues {
+    param([object]$Values)
+    # before / after as the contract has them: a flat object of scalars.
+    $copy = [ordered]@{}
+    if ($Values -is [System.Collections.IDictionary]) {
+        foreach ($key in @($Values.Keys)) {
+            $value = $Values[$key]
+            if ($null -eq $value -or $value -is [string] -or $value -is [bool] -or $value -is [int64] -or $value -is [double]) {
+                $copy[[string]$key] = $value
+            }
+            else {
+                $copy[[string]$key] = [string]$value
+            }
+        }
+    }
+    return $copy
+}
+
+function ConvertTo-RrPreviousAction {
+    param([System.Collections.IDictionary]$Entry)
+    # One manifest entry as an action result (what the fix's result line carried for it).
+    $action = [ordered]@{
+        id       = [string](Get-RrPropertyValue -InputObject $Entry -Name 'id')
+        changed  = [bool](Get-RrPropertyValue -InputObject $Entry -Name 'changed')
+        before   = ConvertTo-RrPreviousValues -Values (Get-RrPropertyValue -InputObject $Entry -Name 'before')
+        after    = ConvertTo-RrPreviousValues -Values (Get-RrPropertyValue -InputObject $Entry -Name 'after')
+        backup   = $null
+        verified = [bool](Get-RrPropertyValue -InputObject $Entry -Name 'verified')
+        error    = $null
+    }
+    $backup = Get-RrPropertyValue -InputObject $Entry -Name 'backup'
+    if ($null -ne $backup) {
+        $action['backup'] = [string]$backup
+    }
+    $entryError = Get-RrPropertyValue -InputObject $Entry -Name 'error'
+    if ($entryError -is [System.Collections.IDictionary]) {
+        $action['error'] = [ordered]@{ code = [string](Get-RrPropertyValue -InputObject $entryError -Name 'code'); message = [string](Get-RrPropertyValue -InputObject $entryError -Name 'message') }
+    }
+    $restore = Get-RrPropertyValue -InputObject $Entry -Name 'restore'
+    if ($restore -is [System.Collections.IDictionary]) {
+        # Only the parameters that carry a value, as the fix reported them.
+        $parameters = [ordered]@{}
+        $given = Get-RrPropertyValue -InputObject $restore -Name 'parameters'
+        foreach ($name in @('RestoreSecurityLayer', 'RestoreUserAuthentication')) {
+            $value = Get-RrPropertyValue -InputObject $given -Name $name
+            if ($null -ne $value -and [string]$value -ne '') {
+                $parameters[$name] = [string]$value
+            }
+        }
+        $action['restore'] = [ordered]@{ action = [string](Get-RrPropertyValue -InputObject $restore -Name 'action'); parameters = $parameters }
+    }
+    return $action
+}
+
+function Get-RrRunDirectory {
+    param([string]$RunId)
+    # Where the fix keeps a RunId's backups and manifests (lib/Actions.ps1 Invoke-RrFix).
+    return (Join-RrPath -Parent (Join-RrPath -Parent (Get-RrProgramDataPath) -Child 'RdpRemediation') -Child $RunId)
+}
+
+function Get-RrPreviousRuns {
+    param([string]$RunId)
+    # What earlier fix runs with this RunId did, from their manifests: a resumed job judges
+    # from this instead of running the fix again. A manifest that cannot be read or parsed
+    # is counted, so that a run whose record is lost is still known to have happened.
+    $directory = Get-RrRunDirectory -RunId $RunId
+    $runs = New-Object System.Collections.Generic.List[object]
+    $unreadable = 0
+    foreach ($name in @(Get-RrChildFileNames -Path $directory)) {
+        $match = [regex]::Match([string]$name, $script:RrManifestNamePattern, [System.Text.RegularExpressions.RegexOptions]::IgnoreCase)
+        if (-not $match.Success) {
+            continue
+        }
+        $sequence = 1
+        if ($match.Groups['sequence'].Success) {
+            $sequence = [int]$match.Groups['sequence'].Value
+        }
+        try {
+            $manifest = ConvertFrom-RrJsonText -Text (Get-RrTextFile -Path (Join-RrPath -Parent $directory -Child ([string]$name)))
+            if (-not ($manifest -is [System.Collections.IDictionary]) -or [string](Get-RrPropertyValue -InputObject $manifest -Name 'kind') -cne 'rdp-remediator-fix-manifest') {
+                throw 'not a fix manifest'
+            }
+            $actions = New-Object System.Collections.Generic.List[object]
+            foreach ($entry in @(Get-RrPropertyValue -InputObject $manifest -Name 'actions')) {
+                if ($entry -is [System.Collections.IDictionary]) {
+                    $actions.Add((ConvertTo-RrPreviousAction -Entry $entry))
+                }
+            }
+            $runs.Add([ordered]@{ sequence = $sequence; actions = $actions.ToArray() })
+        }
+        catch {
+            Write-Verbose ('manifest ' + $name + ' unreadable: ' + $_.Exception.Message)
+            $unreadable++
+        }
+    }
+    $sorted = @($runs.ToArray() | Sort-Object -Property @{ Expression = { [int]$_['sequence'] } })
+    return [ordered]@{ dir = $directory; runs = $sorted; unreadable = $unreadable }
+}
+
 # ==== Errors and parameters ================================================================
 
 function New-RrError {
@@ -663,18 +872,33 @@ function Get-RrRunIdProblem {
 # ==== Payloads =============================================================================
 
 function Invoke-RrProbe {
-    param([string]$RunId)
+    param(
+        [string]$RunId,
+        # 'true': add what earlier fix runs with this RunId left (previous); '' (absent) or 'false': not.
+        [string]$ReadManifests = ''
+    )
     $problem = Get-RrRunIdProblem -RunId $RunId
+    if ($null -eq $problem -and @('', 'true', 'false') -cnotcontains $ReadManifests) {
+        $problem = "ReadManifests must be 'true' or 'false', or absent"
+    }
     if ($null -ne $problem) {
         return [ordered]@{ kind = 'probe'; v = 1; ok = $false; runId = [string]$RunId; error = (New-RrError -Code 'invalid-parameters' -Message $problem) }
     }
+    $previous = $null
     try {
         $facts = Get-RrFacts
+        if ($ReadManifests -ceq 'true') {
+            $previous = Get-RrPreviousRuns -RunId $RunId
+        }
     }
     catch {
         return [ordered]@{ kind = 'probe'; v = 1; ok = $false; runId = $RunId; error = (New-RrError -Code 'exception' -Message $_.Exception.Message) }
     }
-    return [ordered]@{ kind = 'probe'; v = 1; ok = $true; runId = $RunId; facts = $facts }
+    $result = [ordered]@{ kind = 'probe'; v = 1; ok = $true; runId = $RunId; facts = $facts }
+    if ($null -ne $previous) {
+        $result['previous'] = $previous
+    }
+    return $result
 }
 
 function New-RrFixResult {
@@ -715,9 +939,12 @@ function Get-RrUtf8Length {
 # decides on. It reads every fact (src/core/diagnose.ts, src/core/planner.ts) and, of each
 # action, id, changed, verified, the error code and restore (src/core/outcome.ts judgeFix);
 # none of those is ever dropped or changed, and verify is never dropped (judgeFix would take
-# a missing re-read for a VM that could not be read). Display text goes in stages, each
-# applied only while the line is still too long; when nothing display-only is left to
-# shorten, the result is replaced by an explicit result-too-large failure.
+# a missing re-read for a VM that could not be read). The same holds for the actions of
+# earlier runs that a probe reads back (previous.runs[].actions; their sequence, the run
+# count and the unreadable count stay too): "the actions" below means both. Display text
+# goes in stages, each applied only while the line is still too long; when nothing
+# display-only is left to shorten, the result is replaced by an explicit result-too-large
+# failure.
 #   1. SDDL text in the facts (keys.fileSddl, keys.folderSddl) beyond 64 characters
 #   2. string values in the actions' before / after beyond 64 characters
 #   3. error messages (the actions' and the payload's) beyond 80 characters
@@ -725,7 +952,8 @@ function Get-RrUtf8Length {
 #   5. SDDL text and before / after strings beyond 16 characters
 #   6. error messages beyond 40 characters
 #   7. SDDL text, before / after strings and error messages cut to '...' (the manifest has them)
-$script:RrResultLineStages = 7
+#   8. before / after of earlier runs' actions emptied ({}): the manifests on the VM keep them
+$script:RrResultLineStages = 8
 
 function Limit-RrValueText {
     param(
@@ -759,6 +987,34 @@ function Get-RrResultActions {
     return , @($actions)
 }
 
+function Get-RrPreviousActions {
+    param([System.Collections.IDictionary]$Result)
+    # The actions of earlier runs a probe read back; none for a fix or a plain probe.
+    $actions = New-Object System.Collections.Generic.List[object]
+    $previous = Get-RrPropertyValue -InputObject $Result -Name 'previous'
+    foreach ($run in @(Get-RrPropertyValue -InputObject $previous -Name 'runs')) {
+        foreach ($action in @(Get-RrPropertyValue -InputObject $run -Name 'actions')) {
+            if ($null -ne $action) {
+                $actions.Add($action)
+            }
+        }
+    }
+    return , $actions.ToArray()
+}
+
+function Get-RrResultDisplayActions {
+    param([System.Collections.IDictionary]$Result)
+    # Every action whose display text the guard may shorten: a fix's own, an earlier run's.
+    $all = New-Object System.Collections.Generic.List[object]
+    foreach ($action in (Get-RrResultActions -Result $Result)) {
+        $all.Add($action)
+    }
+    foreach ($action in (Get-RrPreviousActions -Result $Result)) {
+        $all.Add($action)
+    }
+    return , $all.ToArray()
+}
+
 function Limit-RrErrorText {
     param(
         [System.Collections.IDictionary]$Result,
@@ -766,7 +1022,7 @@ function Limit-RrErrorText {
     )
     $errors = New-Object System.Collections.Generic.List[object]
     $errors.Add((Get-RrPropertyValue -InputObject $Result -Name 'error'))
-    foreach ($action in (Get-RrResultActions -Result $Result)) {
+    foreach ($action in (Get-RrResultDisplayActions -Result $Result)) {
         $errors.Add((Get-RrPropertyValue -InputObject $action -Name 'error'))
     }
     foreach ($item in $errors) {
@@ -785,7 +1041,7 @@ function Limit-RrResultDetail {
     )
     $facts = Get-RrPropertyValue -InputObject $Result -Name $FactsKey
     $keys = Get-RrPropertyValue -InputObject $facts -Name 'keys'
-    $actions = Get-RrResultActions -Result $Result
+    $actions = Get-RrResultDisplayActions -Result $Result
     switch ($Stage) {
         1 { Limit-RrValueText -Values $keys -Names @('fileSddl', 'folderSddl') -MaxLength 64 }
         2 {
@@ -816,6 +1072,12 @@ function Limit-RrResultDetail {
                 Limit-RrValueText -Values $action['after'] -Names @() -MaxLength 3
             }
             Limit-RrErrorText -Result $Result -MaxLength 3
+        }
+        8 {
+            foreach ($action in (Get-RrPreviousActions -Result $Result)) {
+                $action['before'] = [ordered]@{}
+                $action['after'] = [ordered]@{}
+            }
         }
     }
 }

@@ -2,19 +2,44 @@
  * The audit trail: one record per remediation, readable by id (the status endpoint) and
  * by VM (history). In Table storage a record lives in its VM's partition; a small
  * immutable index entity maps the id to that partition, so both reads are point reads.
+ *
+ * Creating a record is idempotent (two entities, so it can half-succeed: the index without
+ * the record, or a 201 lost on the way back that the SDK's retry turns into 409): a create
+ * that finds its own earlier write completes what is missing and succeeds. Saves can be
+ * conditional on the version read, so two deliveries of one job cannot overwrite each
+ * other's progress.
  */
 import { randomUUID } from 'node:crypto';
 import { odata, type TableClient } from '@azure/data-tables';
 import type { RemediationRecord } from '../core/outcome.js';
-import { RecordNotFoundError } from '../errors.js';
+import { RecordNotFoundError, RemediatorError } from '../errors.js';
 import { isRestError, tableCreator, tableKey } from './storage.js';
 
+/** A record and the version it was read or written at (the entity's ETag in Table storage). */
+export interface StoredRecord {
+  readonly record: RemediationRecord;
+  readonly version: string;
+}
+
+export interface SaveOptions {
+  /** Replace only if the stored record is still at this version; RecordVersionConflictError otherwise. */
+  readonly ifVersion?: string;
+}
+
 export interface RemediationStore {
-  /** Adds a new record; fails if the id exists. */
-  create(record: RemediationRecord): Promise<void>;
-  /** Replaces a record (state transitions). */
-  save(record: RemediationRecord): Promise<void>;
+  /**
+   * Adds a record. Idempotent: when the id is stored already for the same request (same VM,
+   * source, mode and permissions), as after a retried call, a lost 201 or an earlier create
+   * that wrote only the index, it writes what is missing and returns what is stored, which
+   * may have moved on (a worker took the job). The same id for another request is a
+   * RecordConflictError.
+   */
+  create(record: RemediationRecord): Promise<StoredRecord>;
+  /** Replaces a record (state transitions); returns the new version. */
+  save(record: RemediationRecord, options?: SaveOptions): Promise<string>;
   get(id: string): Promise<RemediationRecord | undefined>;
+  /** The record with its version, for a conditional save. */
+  read(id: string): Promise<StoredRecord | undefined>;
   /** Newest first. */
   listByVm(vmKey: string, options?: { readonly limit?: number }): Promise<RemediationRecord[]>;
   /** Counts an alert delivery that this remediation absorbed. */
@@ -22,6 +47,26 @@ export interface RemediationStore {
   /** Keeps a message the host gave up on, with the reason. */
   recordPoison(entry: PoisonEntry): Promise<void>;
   listPoison(): Promise<PoisonRecord[]>;
+}
+
+/** The id is taken by another request (another VM, source, mode or set of permissions). */
+export class RecordConflictError extends RemediatorError {}
+
+/** A conditional save found the record at another version than the one it was read at. */
+export class RecordVersionConflictError extends RemediatorError {}
+
+/** Whether a stored record and a new one are the same request, so that a create may succeed on it. */
+export function sameRequest(a: RemediationRecord, b: RemediationRecord): boolean {
+  const allow = (r: RemediationRecord) => [...r.allow].sort().join(',');
+  return a.id === b.id && a.vmKey === b.vmKey && a.source === b.source && a.mode === b.mode && allow(a) === allow(b);
+}
+
+function conflict(stored: RemediationRecord, record: RemediationRecord): RecordConflictError {
+  return new RecordConflictError(`remediation ${record.id} exists for another request (${stored.vmResourceId}, ${stored.source}, ${stored.mode})`, {
+    id: record.id,
+    stored: stored.vmResourceId,
+    requested: record.vmResourceId,
+  });
 }
 
 export interface PoisonEntry {
@@ -38,9 +83,10 @@ export interface PoisonRecord extends PoisonEntry {
 }
 
 export class InMemoryRemediationStore implements RemediationStore {
-  private readonly records = new Map<string, RemediationRecord>();
+  private readonly records = new Map<string, { record: RemediationRecord; version: number }>();
   private readonly duplicates = new Map<string, number>();
   private readonly poison: PoisonRecord[] = [];
+  private versions = 0;
 
   public recordPoison(entry: PoisonEntry): Promise<void> {
     this.poison.push({ ...entry, recordedAt: new Date().toISOString() });
@@ -52,27 +98,54 @@ export class InMemoryRemediationStore implements RemediationStore {
 
   public addDuplicate(id: string): Promise<void> {
     this.duplicates.set(id, (this.duplicates.get(id) ?? 0) + 1);
+    // As in Table storage, where the counter lives in the record's entity: its version moves.
+    const stored = this.records.get(id);
+    if (stored) stored.version = ++this.versions;
     return Promise.resolve();
   }
 
-  public create(record: RemediationRecord): Promise<void> {
-    if (this.records.has(record.id)) return Promise.reject(new Error(`record ${record.id} exists`));
-    this.records.set(record.id, record);
-    return Promise.resolve();
+  private view(id: string): StoredRecord | undefined {
+    const stored = this.records.get(id);
+    if (!stored) return undefined;
+    const duplicates = this.duplicates.get(id);
+    return { record: duplicates ? { ...stored.record, duplicates } : stored.record, version: String(stored.version) };
   }
-  public save(record: RemediationRecord): Promise<void> {
-    this.records.set(record.id, record);
-    return Promise.resolve();
+
+  public create(record: RemediationRecord): Promise<StoredRecord> {
+    const existing = this.view(record.id);
+    if (existing) return sameRequest(existing.record, record) ? Promise.resolve(existing) : Promise.reject(conflict(existing.record, record));
+    this.records.set(record.id, { record: withoutDuplicates(record), version: ++this.versions });
+    return Promise.resolve(this.view(record.id) as StoredRecord);
+  }
+  public save(record: RemediationRecord, options: SaveOptions = {}): Promise<string> {
+    const stored = this.records.get(record.id);
+    if (options.ifVersion !== undefined && (stored === undefined || String(stored.version) !== options.ifVersion)) {
+      return Promise.reject(new RecordVersionConflictError(`remediation ${record.id} changed since version ${options.ifVersion}`, { id: record.id }));
+    }
+    const version = ++this.versions;
+    this.records.set(record.id, { record: withoutDuplicates(record), version });
+    return Promise.resolve(String(version));
   }
   public get(id: string): Promise<RemediationRecord | undefined> {
-    const record = this.records.get(id);
-    const duplicates = this.duplicates.get(id);
-    return Promise.resolve(record && duplicates ? { ...record, duplicates } : record);
+    return Promise.resolve(this.view(id)?.record);
+  }
+  public read(id: string): Promise<StoredRecord | undefined> {
+    return Promise.resolve(this.view(id));
   }
   public listByVm(vmKey: string, options: { readonly limit?: number } = {}): Promise<RemediationRecord[]> {
-    const all = [...this.records.values()].filter((r) => r.vmKey === vmKey).sort((a, b) => b.requestedAt.localeCompare(a.requestedAt));
+    const all = [...this.records.keys()]
+      .map((id) => this.view(id)?.record)
+      .filter((r): r is RemediationRecord => r !== undefined && r.vmKey === vmKey)
+      .sort((a, b) => b.requestedAt.localeCompare(a.requestedAt));
     return Promise.resolve(all.slice(0, options.limit ?? all.length));
   }
+}
+
+/** The counter is kept beside the record, never in it. */
+function withoutDuplicates(record: RemediationRecord): RemediationRecord {
+  if (record.duplicates === undefined) return record;
+  const { duplicates: _duplicates, ...rest } = record;
+  return rest;
 }
 
 const INDEX_PARTITION = 'by-id';
@@ -109,20 +182,48 @@ export class TableRemediationStore implements RemediationStore {
       source: record.source,
       requestedAt: record.requestedAt,
       updatedAt: record.updatedAt,
-      record: JSON.stringify(record),
+      record: JSON.stringify(withoutDuplicates(record)),
     };
   }
 
-  public async create(record: RemediationRecord): Promise<void> {
+  public async create(record: RemediationRecord): Promise<StoredRecord> {
     await this.ensureTable();
-    await this.table.createEntity({ partitionKey: INDEX_PARTITION, rowKey: record.id, vmPartition: tableKey(record.vmKey) });
-    await this.table.createEntity(this.toEntity(record));
+    const vmPartition = tableKey(record.vmKey);
+    // The index first: a record is never stored without the entity that finds it.
+    try {
+      await this.table.createEntity({ partitionKey: INDEX_PARTITION, rowKey: record.id, vmPartition });
+    } catch (error) {
+      // 409: an earlier create (or this one's own lost 201, retried by the SDK) wrote it.
+      if (!isRestError(error, 409)) throw error;
+      const index = await this.table.getEntity<{ vmPartition: string }>(INDEX_PARTITION, record.id);
+      if (index.vmPartition !== vmPartition) throw conflict({ ...record, vmResourceId: index.vmPartition.replace(/\|/g, '/') }, record);
+    }
+    const entity = this.toEntity(record);
+    try {
+      const created = await this.table.createEntity(entity);
+      return { record: withoutDuplicates(record), version: created.etag ?? '*' };
+    } catch (error) {
+      if (!isRestError(error, 409)) throw error;
+    }
+    // The record is there: this request's own earlier write (or a worker that took the job first).
+    const stored = await this.table.getEntity<RecordEntity>(vmPartition, record.id);
+    const existing = this.fromEntity(stored);
+    if (!sameRequest(existing, record)) throw conflict(existing, record);
+    return { record: existing, version: stored.etag };
   }
 
-  public async save(record: RemediationRecord): Promise<void> {
+  public async save(record: RemediationRecord, options: SaveOptions = {}): Promise<string> {
     await this.ensureTable();
     // Merge, so the duplicates counter kept beside the record survives state changes.
-    await this.table.upsertEntity(this.toEntity(record), 'Merge');
+    if (options.ifVersion === undefined) return (await this.table.upsertEntity(this.toEntity(record), 'Merge')).etag ?? '*';
+    try {
+      return (await this.table.updateEntity(this.toEntity(record), 'Merge', { etag: options.ifVersion })).etag ?? '*';
+    } catch (error) {
+      if (isRestError(error, 412) || isRestError(error, 404)) {
+        throw new RecordVersionConflictError(`remediation ${record.id} changed since it was read`, { id: record.id }, { cause: error });
+      }
+      throw error;
+    }
   }
 
   public async addDuplicate(id: string): Promise<void> {
@@ -155,16 +256,20 @@ export class TableRemediationStore implements RemediationStore {
   }
 
   private fromEntity(entity: RecordEntity): RemediationRecord {
-    const record = JSON.parse(entity.record) as RemediationRecord;
+    const record = withoutDuplicates(JSON.parse(entity.record) as RemediationRecord);
     return entity.duplicates ? { ...record, duplicates: entity.duplicates } : record;
   }
 
   public async get(id: string): Promise<RemediationRecord | undefined> {
+    return (await this.read(id))?.record;
+  }
+
+  public async read(id: string): Promise<StoredRecord | undefined> {
     await this.ensureTable();
     try {
       const index = await this.table.getEntity<{ vmPartition: string }>(INDEX_PARTITION, id);
       const entity = await this.table.getEntity<RecordEntity>(index.vmPartition, id);
-      return this.fromEntity(entity);
+      return { record: this.fromEntity(entity), version: entity.etag };
     } catch (error) {
       if (isRestError(error, 404)) return undefined;
       throw error;

@@ -85,7 +85,11 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
 export async function processAlert(alert: AcceptedAlert, deps: ProcessAlertDeps): Promise<AlertProcessingResult> {
   const now = deps.now ?? (() => new Date());
   const { vms, ignored, warnings } = await resolveTargets(alert, deps);
-  const covers = async (remediationId: string) => stillCovers(await deps.store.get(remediationId), now().getTime(), deps.dedupe.cooldownMs);
+  const covers = async (remediationId: string, admittedAt?: string) =>
+    stillCovers(await deps.store.get(remediationId), now().getTime(), deps.dedupe.cooldownMs, {
+      ...(admittedAt === undefined ? {} : { admittedAt: Date.parse(admittedAt) }),
+      ...(deps.dedupe.queuedCoversMs === undefined ? {} : { queuedCoversMs: deps.dedupe.queuedCoversMs }),
+    });
 
   const decisions = await mapLimited(
     vms,
@@ -99,13 +103,14 @@ export async function processAlert(alert: AcceptedAlert, deps: ProcessAlertDeps)
           ? { target: vm.id, decision: 'deduplicated', remediationId: existing }
           : { target: vm.id, decision: 'accepted', remediationId };
       }
-      const admission = await deps.admissions.admit(key, remediationId, alert.alertId, covers);
+      const admission = await deps.admissions.admit(key, remediationId, alert.alertId, covers, now());
       if (!admission.admitted) {
         await deps.store.addDuplicate(admission.existingRemediationId);
         return { target: vm.id, decision: 'deduplicated', remediationId: admission.existingRemediationId };
       }
       if (admission.redelivery && (await deps.store.get(remediationId))) {
-        // A redelivery of this alert: its job exists already. Counted, not queued again.
+        // A redelivery of this alert: its job exists already (a record is written only once its
+        // message is out, below). Counted, not queued again.
         await deps.store.addDuplicate(remediationId);
         return { target: vm.id, decision: 'deduplicated', remediationId };
       }
@@ -118,8 +123,16 @@ export async function processAlert(alert: AcceptedAlert, deps: ProcessAlertDeps)
         requestedAt: now().toISOString(),
         reason: `alert ${alert.alertRule ?? alert.alertId}`,
       };
-      await deps.store.create(queuedRecord(job));
+      // The message first, then the record. A record written before a dispatch that then failed
+      // would stay queued with no message behind it, and its redelivery would count as a
+      // duplicate. This way a queued record always has a message on its way; a failed dispatch
+      // leaves no record, so the alert's redelivery (the message fails, the host retries it)
+      // dispatches again; and a record write that fails after the dispatch is harmless: the
+      // worker writes the record itself when the message comes first. A second message for the
+      // same job (a dispatch repeated after a failed write) is absorbed by the worker: the same
+      // id, the same lease, the record already completed.
       await deps.dispatch(job);
+      await deps.store.create(queuedRecord(job));
       return { target: vm.id, decision: 'accepted', remediationId };
     },
   );

@@ -21,7 +21,17 @@ export const PlainTokenSchema = z.string().regex(PLAIN_TOKEN, 'must be a plain t
 
 export const RunIdSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lower-case GUID');
 
-export const ProbeParametersSchema = z.object({ RunId: RunIdSchema }).strict();
+export const ProbeParametersSchema = z
+  .object({
+    RunId: RunIdSchema,
+    /**
+     * `true`: also read back the fix manifests an earlier attempt left under this RunId
+     * (`%ProgramData%\RdpRemediation\<RunId>\manifest*.json`) into the result's `previous`.
+     * Sent only by a resumed job; absent (never '') reads nothing.
+     */
+    ReadManifests: z.enum(['true', 'false']).optional(),
+  })
+  .strict();
 export type ProbeParameters = z.infer<typeof ProbeParametersSchema>;
 
 /** `SecurityLayer` for restore-rdp-security; absent leaves the value alone. */

@@ -42,8 +42,24 @@ export const ActionResultSchema = z.object({
 });
 export type ActionResult = z.infer<typeof ActionResultSchema>;
 
+/**
+ * What earlier fix runs with the probe's RunId left on the VM, read back from their manifests
+ * (`ReadManifests=true`): one entry per readable `manifest.json` / `manifest-<n>.json`, in
+ * sequence order, each action as the fix reported it. The size guard may shorten only the
+ * display text in it (before / after strings, backup, error messages), and as a last resort
+ * empty before / after; ids, `changed`, `verified`, error codes, `restore` and `sequence` stay.
+ */
+export const PreviousRunsSchema = z.object({
+  /** The run's backup directory on the VM (where the manifests are). */
+  dir: z.string(),
+  runs: z.array(z.object({ sequence: z.number().int().min(1), actions: z.array(ActionResultSchema) })),
+  /** Manifest files that exist but could not be read or parsed: a run happened whose record is lost. */
+  unreadable: z.number().int().min(0),
+});
+export type PreviousRuns = z.infer<typeof PreviousRunsSchema>;
+
 export const ProbeResultSchema = z.discriminatedUnion('ok', [
-  z.object({ kind: z.literal('probe'), v: z.literal(1), ok: z.literal(true), runId: z.string(), facts: ProbeFactsSchema }),
+  z.object({ kind: z.literal('probe'), v: z.literal(1), ok: z.literal(true), runId: z.string(), facts: ProbeFactsSchema, previous: PreviousRunsSchema.optional() }),
   z.object({ kind: z.literal('probe'), v: z.literal(1), ok: z.literal(false), runId: z.string(), error: PayloadErrorSchema }),
 ]);
 export type ProbeResult = z.infer<typeof ProbeResultSchema>;

@@ -2,9 +2,9 @@
  * The recorded result of one remediation, and the pure decision of which outcome a run
  * earned. A record is queued, running, or completed with exactly one outcome.
  */
-import type { Permission } from '../contract/actions.js';
+import type { ActionId, Permission } from '../contract/actions.js';
 import type { ProbeFacts } from '../contract/facts.js';
-import type { ActionResult, FixResult, Restore } from '../contract/results.js';
+import type { ActionResult, FixResult, PreviousRuns, Restore } from '../contract/results.js';
 import type { ComputeFailureKind } from '../errors.js';
 import { blockingFindings, diagnose, type Finding, type FindingCode } from './diagnose.js';
 import type { Source } from './job.js';
@@ -26,13 +26,31 @@ export interface SecurityChange {
   readonly restore: Restore;
 }
 
-interface Evidence {
+/** What the probe before the fix found: the evidence a fix is judged against. */
+export interface ProbeEvidence {
   readonly mode: Mode;
   readonly findings: readonly Finding[];
   readonly plan: Plan;
   readonly before: ProbeFacts;
+}
+
+export interface Evidence extends ProbeEvidence {
   readonly runCommands: number;
   readonly timings: Timings;
+}
+
+/**
+ * A fix judged from what the VM kept rather than from the fix's own result line: a restarted
+ * job found that an earlier attempt had posted the fix, and read its manifests back with the
+ * probe instead of running it again.
+ */
+export interface ReadBack {
+  /** The attempt that judged (2 or more). */
+  readonly attempt: number;
+  /** The manifests found, by sequence (manifest.json is 1). */
+  readonly runs: readonly number[];
+  /** Manifests that exist but could not be read. */
+  readonly unreadable: number;
 }
 
 export type Outcome =
@@ -43,6 +61,7 @@ export type Outcome =
       readonly after: ProbeFacts;
       readonly securityChanges: readonly SecurityChange[];
       readonly backupDir: string | null;
+      readonly readBack?: ReadBack;
     } & Evidence)
   | ({
       readonly status: 'not-fixed';
@@ -53,11 +72,12 @@ export type Outcome =
       readonly after: ProbeFacts | null;
       readonly securityChanges: readonly SecurityChange[];
       readonly backupDir: string | null;
+      readonly readBack?: ReadBack;
     } & Evidence)
   | { readonly status: 'skipped'; readonly reason: SkipReason; readonly detail: string; readonly runCommands: number; readonly timings: Timings }
   | {
       readonly status: 'failed';
-      readonly error: { readonly kind: ComputeFailureKind | 'payload' | 'internal' | 'poison'; readonly message: string };
+      readonly error: { readonly kind: ComputeFailureKind | 'payload' | 'internal' | 'poison' | 'timeout' | 'run-command-outcome-unknown'; readonly message: string };
       readonly runCommands: number;
       readonly timings: Timings;
       /** What had been learnt before the failure, if anything. */
@@ -66,6 +86,37 @@ export type Outcome =
     };
 
 export type OutcomeStatus = Outcome['status'];
+
+/**
+ * Where a remediation got to, written into its record before each Run Command, so that a job
+ * that is delivered again (after a crash, a lost save, a lost lease) resumes instead of
+ * starting over. The phases of a running record:
+ *
+ *   queued ─▶ running/probing ─▶ running/fixing ─▶ completed
+ *                 │   ▲                 │
+ *                 │   └── attempt n+1 ◀─┘ (crash, lost save: the message is delivered again)
+ *                 └─▶ completed (healthy, diagnose, skipped, failed: no fix)
+ *
+ * `fixing` is written, with `fixRuns: 1`, before the fix is posted; a later attempt that finds
+ * it (or finds a manifest of this RunId on the VM) never posts the fix again but reads back
+ * what the VM kept. A completed record keeps its progress (without the evidence).
+ */
+export interface Progress {
+  /** Deliveries of the job that held the VM's lease: 1 for the first, 2 for the first resume, ... */
+  readonly attempt: number;
+  /** What the last attempt was doing when it last wrote: posting (or waiting for) the probe, or the fix. */
+  readonly phase: 'probing' | 'fixing';
+  /** Run Commands posted for this remediation so far, over all attempts (a 409-refused post does not count). */
+  readonly runCommands: number;
+  /** Fix payloads posted for this remediation: 0 or 1, never more. Written as 1 before the post. */
+  readonly fixRuns: number;
+  /** The RunId the fix was posted with: the remediation id, under which the VM keeps its manifests. */
+  readonly fixRunId?: string;
+  readonly plannedActions?: readonly ActionId[];
+  readonly fixPostedAt?: string;
+  /** What the probe before the fix found; kept while running, for an attempt that judges the fix by read-back. */
+  readonly evidence?: ProbeEvidence;
+}
 
 export interface RecordBase {
   readonly id: string;
@@ -79,6 +130,8 @@ export interface RecordBase {
   readonly updatedAt: string;
   /** Alert deliveries that this remediation absorbed as duplicates (read from the store). */
   readonly duplicates?: number;
+  /** Absent until a job took the VM's lease for it. */
+  readonly progress?: Progress;
 }
 
 export type RemediationRecord =
@@ -110,6 +163,43 @@ export function judgeFix(evidence: Evidence, fix: FixResult, now: Date): Outcome
   if (after === null) reasons.push('the VM could not be re-read after the changes');
   if (remaining.length > 0) reasons.push(`still broken: ${remaining.join(', ')}`);
   return { status: 'not-fixed', reason: reasons.join('; '), remaining: [...new Set(remaining)], ...common, after };
+}
+
+/**
+ * Judges a fix from what the VM kept: the actions of every manifest an earlier attempt's fix
+ * run left under this RunId (all of them kept in the outcome, with their backups and security
+ * changes), and the facts the resumed probe read now as the re-read. The verdict is judgeFix's
+ * on the last run. Without any readable manifest nothing is known to have changed: not-fixed,
+ * and the fix is not posted again.
+ */
+export function judgeReadBack(evidence: Evidence, previous: PreviousRuns, after: ProbeFacts, now: Date, attempt: number): Outcome {
+  const runs = [...previous.runs].sort((a, b) => a.sequence - b.sequence);
+  const readBack: ReadBack = { attempt, runs: runs.map((r) => r.sequence), unreadable: previous.unreadable };
+  const actions = runs.flatMap((r) => r.actions);
+  const last = runs.at(-1);
+  if (last === undefined) {
+    const remaining = blockingFindings(diagnose(after, now)).map((f) => f.code);
+    const why =
+      previous.unreadable > 0
+        ? `a fix was posted for this remediation, but its manifest on the VM (${previous.dir}) could not be read`
+        : 'a fix was posted for this remediation, but the VM holds no manifest of it: it never ran, or stopped before writing one';
+    return {
+      status: 'not-fixed',
+      reason: `${why}; it is not posted again${remaining.length ? `; still broken: ${remaining.join(', ')}` : ''}`,
+      remaining: [...new Set(remaining)],
+      ...evidence,
+      actions: [],
+      after,
+      securityChanges: [],
+      backupDir: previous.unreadable > 0 ? previous.dir : null,
+      readBack,
+    };
+  }
+  const fix: FixResult = { kind: 'fix', v: 1, ok: true, runId: '', dryRun: false, backupDir: previous.dir, actions: last.actions, verify: after, error: null };
+  const judged = judgeFix(evidence, fix, now);
+  if (judged.status === 'fixed') return { ...judged, actions, securityChanges: securityChangesOf(actions), readBack };
+  if (judged.status !== 'not-fixed') return judged;
+  return { ...judged, reason: `judged from the VM's manifests after attempt ${attempt - 1} was interrupted: ${judged.reason}`, actions, securityChanges: securityChangesOf(actions), readBack };
 }
 
 /** Exit code for the CLI: 0 only when RDP works (fixed or healthy). */

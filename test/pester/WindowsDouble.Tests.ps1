@@ -479,6 +479,43 @@ Describe 'Certificates and the rest of the machine' {
     }
 }
 
+Describe 'Reading files (the read-back of earlier fix runs)' {
+    BeforeEach { Initialize-RrDoubleTest }
+
+    It 'lists the names of the files directly in a directory, not deeper and not directories; nothing for a missing one' {
+        $run = 'C:\ProgramData\RdpRemediation\' + $script:RunId
+        New-RrDirectory -Path $run
+        Write-RrTextFile -Path ($run + '\manifest.json') -Text '{}'
+        Write-RrTextFile -Path ($run + '\rdp-tcp.reg') -Text 'x'
+        New-RrDirectory -Path ($run + '\sub')
+        Write-RrTextFile -Path ($run + '\sub\deeper.json') -Text 'y'
+        @(Get-RrChildFileNames -Path $run | Sort-Object) | Should -Be @('manifest.json', 'rdp-tcp.reg')
+        @(Get-RrChildFileNames -Path ($run.ToUpperInvariant() + '\')) | Should -HaveCount 2 -Because 'paths are case-insensitive and a trailing backslash is the same directory'
+        @(Get-RrChildFileNames -Path 'C:\ProgramData\RdpRemediation\no-such-run') | Should -HaveCount 0
+        @(Get-RrChildFileNames -Path ($run + '\manifest.json')) | Should -HaveCount 0 -Because 'a file is not a directory'
+        @(Get-RrChildFileNames -Path $script:MachineKeys) | Should -Be @(('f686aace6942fb7f7ceb231212eef4a4_' + $script:Guid))
+    }
+
+    It 'reads a file''s text, $null for a missing path or a directory, empty text for a file modelled by name only' {
+        $run = 'C:\ProgramData\RdpRemediation\' + $script:RunId
+        New-RrDirectory -Path $run
+        Write-RrTextFile -Path ($run + '\manifest.json') -Text "{`n    ""a"":  1`n}"
+        Get-RrTextFile -Path ($run + '\MANIFEST.json') | Should -BeExactly "{`n    ""a"":  1`n}"
+        Get-RrTextFile -Path ($run + '\manifest-2.json') | Should -BeNullOrEmpty
+        $null -eq (Get-RrTextFile -Path $run) | Should -BeTrue
+        Get-RrTextFile -Path $script:KeyFile | Should -BeExactly ''
+    }
+
+    It 'needs FILE_LIST_DIRECTORY and FILE_READ_DATA, and counts no write' {
+        $state = $global:RrDouble.State
+        $state.files['C:\Locked'] = [ordered]@{ type = 'directory'; sddl = 'O:BUG:BUD:P(A;;FA;;;BU)' }
+        $state.files['C:\Locked\secret.json'] = [ordered]@{ type = 'file'; sddl = 'O:BUG:BUD:P(A;;FA;;;BU)'; content = '{}' }
+        { Get-RrChildFileNames -Path 'C:\Locked' } | Should -Throw '*denied*'
+        { Get-RrTextFile -Path 'C:\Locked\secret.json' } | Should -Throw '*denied*'
+        $global:RrDouble.WriteCount | Should -Be 0
+    }
+}
+
 Describe 'Write log and injected faults' {
     It 'logs every write in order and counts them' {
         Initialize-RrDoubleTest
