@@ -133,6 +133,13 @@ export async function processAlert(alert: AcceptedAlert, deps: ProcessAlertDeps)
       // id, the same lease, the record already completed.
       await deps.dispatch(job);
       await deps.store.create(queuedRecord(job));
+      if (admission.redelivery) {
+        // A repeated delivery of this alert that found no record yet: the first delivery's
+        // dispatch may have failed, or may still be on its way (copies that arrive together).
+        // It was dispatched again to be safe (the worker absorbs a second message of a job),
+        // and the delivery is counted as the repeat it is.
+        await deps.store.addDuplicate(remediationId);
+      }
       return { target: vm.id, decision: 'accepted', remediationId };
     },
   );

@@ -78,6 +78,8 @@ const NO_PROGRESS: Progress = { attempt: 0, phase: 'probing', runCommands: 0, fi
 
 /** How long a job waits before looking again when the VM's lease is its own earlier delivery's. */
 const OWN_LEASE_MARGIN_MS = 250;
+/** How soon a delivery that found its own job's lease held looks again. */
+const OWN_LEASE_RECHECK_MS = 5_000;
 
 export async function runRemediation(job: Job, deps: RemediationDeps): Promise<RemediationRecord> {
   const now = deps.now ?? (() => new Date());
@@ -206,9 +208,11 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
 
     const acquired = await deps.lock.acquire(job.vm.key, job.id, timing.durationMs);
     if (!acquired.acquired && acquired.holder === job.id) {
-      // An earlier delivery of this very job holds the VM: alive (it renews the lease) or crashed
-      // (the lease runs out within timing.durationMs). Look again just after it would run out.
-      throw new RetryLaterError(`job ${job.id} already holds the VM`, Math.min(60_000, Math.max(1000, acquired.expiresAt - Date.now() + OWN_LEASE_MARGIN_MS)));
+      // An earlier delivery of this very job holds the VM: alive (it renews the lease, and will
+      // finish) or crashed (the lease runs out within timing.durationMs, and this message is its
+      // redelivery, so it must not be dropped). Look again soon, and just after it would run out:
+      // an alive holder usually finishes within seconds.
+      throw new RetryLaterError(`job ${job.id} already holds the VM`, Math.min(OWN_LEASE_RECHECK_MS, Math.max(1000, acquired.expiresAt - Date.now() + OWN_LEASE_MARGIN_MS)));
     }
     if (!acquired.acquired) {
       return await finish({ status: 'skipped', reason: 'vm-busy', detail: `remediation ${acquired.holder} holds this VM`, runCommands: totalRunCommands(), timings: elapsed() });
