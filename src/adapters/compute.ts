@@ -369,6 +369,10 @@ export class ArmComputeGateway implements ComputeGateway {
       reason = 'not-found';
       detail = `no run of this payload showed in the instance view within ${this.reconcileSettings().timeoutMs} ms`;
     }
+    // The probe only reads: sending it again changes nothing on the VM, so once no run of it can
+    // be found its POST is forgotten and the next attempt sends it anew. (Kept, a probe whose
+    // POST met a 5xx would block its job for PENDING_TTL_MS.) Only a fix is never sent twice.
+    if (identity?.kind === 'probe' && reason !== 'still-running') this.forget(ref, identity);
     throw new RunCommandOutcomeUnknownError(reason, `${what}: outcome unknown (${detail})`, { ...context, cause: cause === undefined ? null : errorMessage(cause) }, { cause: verdict.kind === 'timeout' && verdict.error !== undefined ? verdict.error : cause });
   }
 
