@@ -28,14 +28,14 @@ import { InMemoryVmLock, type VmLock } from '../../src/adapters/vm-lock.js';
 import { submitRemediation } from '../../src/app/intake.js';
 import { createServices, remediationDeps, type Services } from '../../src/app/services.js';
 import type { Permission } from '../../src/contract/actions.js';
-import type { ActionResult } from '../../src/contract/results.js';
 import type { Job } from '../../src/core/job.js';
-import { securityChangesOf, type RemediationRecord } from '../../src/core/outcome.js';
+import type { RemediationRecord } from '../../src/core/outcome.js';
 import { parseVmResourceId } from '../../src/core/resource-id.js';
 import { RetryLaterError } from '../../src/errors.js';
 import { queuedRecord, runRemediation, type RemediationDeps } from '../../src/pipeline/remediate.js';
 import { startAzurite, type Azurite } from '../../demo/azurite.js';
 import { packageRoot } from '../../src/util/package-root.js';
+import { manifestsOn as manifestsOnVm, mismatchWithVm } from '../support/manifests.js';
 import { requirePowerShellForFile } from '../support/powershell.js';
 
 // Every test here runs the real payloads through the emulator.
@@ -104,39 +104,8 @@ function jobFor(vmId: string, allow: readonly Permission[] = []): Job {
   return { id: randomUUID(), vm: vm.data, mode: 'repair', allow, source: 'manual', requestedAt: new Date().toISOString() };
 }
 
-/** The manifests the VM keeps for a RunId, by sequence, as the fix wrote them. */
-function manifestsOn(vmId: string, runId: string): { sequence: number; actions: ActionResult[] }[] {
-  const files = emu.vm(vmId).windows?.files ?? {};
-  const dir = `\\rdpremediation\\${runId}\\`;
-  const runs: { sequence: number; actions: ActionResult[] }[] = [];
-  for (const [path, entry] of Object.entries(files)) {
-    const at = path.toLowerCase().indexOf(dir);
-    if (at < 0) continue;
-    const name = /^manifest(?:-(\d+))?\.json$/.exec(path.toLowerCase().slice(at + dir.length));
-    if (!name) continue;
-    const manifest = JSON.parse(entry.content ?? '{}') as { actions: (ActionResult & { restore?: ActionResult['restore'] | null })[] };
-    runs.push({ sequence: name[1] ? Number(name[1]) : 1, actions: manifest.actions.map(({ restore, ...a }) => ({ ...a, ...(restore ? { restore } : {}) })) });
-  }
-  return runs.sort((a, b) => a.sequence - b.sequence);
-}
-
-/** What must agree between a record and the VM: every action's decision values, backup and before / after. */
-const comparable = (actions: readonly ActionResult[]) =>
-  actions.map((a) => ({ id: a.id, changed: a.changed, verified: a.verified, backup: a.backup, error: a.error?.code ?? null, restore: a.restore ?? null, before: a.before, after: a.after }));
-
-/** How a record differs from the VM's manifests for its RunId; null when it does not. */
-function mismatch(record: RemediationRecord): string | null {
-  const onVm = manifestsOn(record.vmResourceId, record.id).flatMap((r) => r.actions);
-  const outcome = record.state === 'completed' ? record.outcome : undefined;
-  const recorded = outcome && 'actions' in outcome && outcome.actions ? outcome.actions : [];
-  const recordedChanges = outcome && 'securityChanges' in outcome ? outcome.securityChanges : [];
-  const a = JSON.stringify(comparable(recorded));
-  const b = JSON.stringify(comparable(onVm));
-  if (a !== b) return `actions: recorded ${a}, VM ${b}`;
-  const c = JSON.stringify(recordedChanges);
-  const d = JSON.stringify(securityChangesOf(onVm));
-  return c === d ? null : `securityChanges: recorded ${c}, VM ${d}`;
-}
+const manifestsOn = (vmId: string, runId: string) => manifestsOnVm(emu, vmId, runId);
+const mismatch = (record: RemediationRecord) => mismatchWithVm(emu, record);
 
 const fixRunsOf = (runId: string) => emu.runCommands.filter((r) => r.payload === 'fix' && r.parameters['RunId'] === runId).length;
 

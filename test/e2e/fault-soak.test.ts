@@ -23,14 +23,14 @@ import { remediationPoison, remediationWorker } from '../../functions/remediatio
 import { queueClient } from '../../src/adapters/storage.js';
 import { createServices, resetServices, type Services } from '../../src/app/services.js';
 import type { Permission } from '../../src/contract/actions.js';
-import type { ActionResult } from '../../src/contract/results.js';
-import { securityChangesOf, type RemediationRecord } from '../../src/core/outcome.js';
+import type { RemediationRecord } from '../../src/core/outcome.js';
 import { developmentStorageConnectionString } from '../../src/util/development-storage.js';
 import { alertId, logAlertV2 } from '../../demo/alert-payloads.js';
 import { LocalFunctionsHost } from '../../demo/local-functions-host.js';
 import { startLocalStack, type LocalStack } from '../../demo/stack.js';
 import { scenarioVm, type Scenario } from '../../emulator/fleet.js';
 import { seededRandom, startFaultProxy, type FaultPlan, type FaultProxy } from '../support/fault-proxy.js';
+import { mismatchWithVm } from '../support/manifests.js';
 import { requirePowerShellForFile } from '../support/powershell.js';
 import type * as ComputeModule from '../../src/adapters/compute.js';
 import type * as PacingModule from '../../src/adapters/pacing.js';
@@ -144,38 +144,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** The manifests the VM keeps for a RunId, by sequence, as the fix wrote them. */
-function manifestsOn(vmId: string, runId: string): { sequence: number; actions: ActionResult[] }[] {
-  const files = stack.emulator.vm(vmId).windows?.files ?? {};
-  const dir = `\\rdpremediation\\${runId}\\`;
-  const runs: { sequence: number; actions: ActionResult[] }[] = [];
-  for (const [path, entry] of Object.entries(files)) {
-    const at = path.toLowerCase().indexOf(dir);
-    if (at < 0) continue;
-    const name = /^manifest(?:-(\d+))?\.json$/.exec(path.toLowerCase().slice(at + dir.length));
-    if (!name) continue;
-    const manifest = JSON.parse(entry.content ?? '{}') as { actions: (ActionResult & { restore?: ActionResult['restore'] | null })[] };
-    runs.push({ sequence: name[1] ? Number(name[1]) : 1, actions: manifest.actions.map(({ restore, ...a }) => ({ ...a, ...(restore ? { restore } : {}) })) });
-  }
-  return runs.sort((a, b) => a.sequence - b.sequence);
-}
-
-const comparable = (actions: readonly ActionResult[]) =>
-  actions.map((a) => ({ id: a.id, changed: a.changed, verified: a.verified, backup: a.backup, error: a.error?.code ?? null, restore: a.restore ?? null, before: a.before, after: a.after }));
-
-/** How a record differs from the VM's manifests for its RunId; null when it does not. */
-function mismatch(record: RemediationRecord): string | null {
-  const onVm = manifestsOn(record.vmResourceId, record.id).flatMap((r) => r.actions);
-  const outcome = record.state === 'completed' ? record.outcome : undefined;
-  const recorded = outcome && 'actions' in outcome && outcome.actions ? outcome.actions : [];
-  const recordedChanges = outcome && 'securityChanges' in outcome ? outcome.securityChanges : [];
-  const a = JSON.stringify(comparable(recorded));
-  const b = JSON.stringify(comparable(onVm));
-  if (a !== b) return `actions: recorded ${a}, VM ${b}`;
-  const c = JSON.stringify(recordedChanges);
-  const d = JSON.stringify(securityChangesOf(onVm));
-  return c === d ? null : `securityChanges: recorded ${c}, VM ${d}`;
-}
+const mismatch = (record: RemediationRecord) => mismatchWithVm(stack.emulator, record);
 
 interface Case {
   readonly kind: 'manual' | 'alert' | 'workspace-alert';
