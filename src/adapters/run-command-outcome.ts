@@ -10,6 +10,7 @@
  */
 import type { InstanceViewStatus, VirtualMachineExtensionInstanceView } from '@azure/arm-compute';
 import { PAYLOAD_MARKER } from '../contract/parameters.js';
+import { jsonLinesLastFirst } from '../payloads/result-line.js';
 
 /** What tells one of our runs from any other: the RunId parameter and the payload kind (marker line). */
 export interface RunIdentity {
@@ -38,14 +39,7 @@ export function sameRun(a: RunIdentity | null, b: RunIdentity | null): boolean {
 
 /** The run a stdout belongs to: the last JSON line that names a `runId` (and a `kind`), as the result line does. */
 export function resultIdentity(stdout: string): RunIdentity | null {
-  const lines = stdout.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.startsWith('{'));
-  for (let i = lines.length - 1; i >= 0; i--) {
-    let json: unknown;
-    try {
-      json = JSON.parse(lines[i] ?? '');
-    } catch {
-      continue;
-    }
+  for (const { json } of jsonLinesLastFirst(stdout)) {
     if (typeof json !== 'object' || json === null) continue;
     const { runId, kind } = json as { runId?: unknown; kind?: unknown };
     if (typeof runId !== 'string') continue;
