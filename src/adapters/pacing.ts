@@ -12,7 +12,7 @@
  * A hung dependency therefore ends in a DependencyTimeoutError naming it, at the latest when
  * the deadline runs out. `DEFAULT_BOUNDS` holds the bounds the app uses.
  */
-import { retryPolicy, RestError, type PipelinePolicy as CorePipelinePolicy, type PipelineRequest, type PipelineResponse, type RetryStrategy } from '@azure/core-rest-pipeline';
+import { retryPolicy, RestError, type PipelinePolicy as CorePipelinePolicy, type PipelineRequest, type PipelineResponse, type RetryStrategy, type SendRequest } from '@azure/core-rest-pipeline';
 import { DependencyTimeoutError, type Dependency } from '../errors.js';
 
 export type PipelinePolicy = CorePipelinePolicy;
@@ -143,27 +143,11 @@ export function describeRequest(request: PipelineRequest): string {
 export function tryTimeoutPolicy(tryTimeoutMs: number): PipelinePolicy {
   return {
     name: 'rdpRemediatorTryTimeout',
-    async sendRequest(request, next) {
-      const original = request.abortSignal;
-      const attempt = new AbortController();
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        attempt.abort();
-      }, tryTimeoutMs);
-      const linked = linkSignals(original, attempt);
-      request.abortSignal = linked.signal;
-      try {
-        return await next(request);
-      } catch (error) {
-        if (timedOut && !original?.aborted) throw tryTimeoutError(request, tryTimeoutMs);
+    sendRequest: (request, next) =>
+      sendWithin(request, next, tryTimeoutMs, (error, timedOut) => {
+        if (timedOut) throw tryTimeoutError(request, tryTimeoutMs);
         throw error;
-      } finally {
-        clearTimeout(timer);
-        linked.dispose();
-        request.abortSignal = original;
-      }
-    },
+      }),
   };
 }
 
@@ -175,21 +159,10 @@ export function tryTimeoutPolicy(tryTimeoutMs: number): PipelinePolicy {
 export function deadlinePolicy(dependency: Dependency, operationTimeoutMs: number): PipelinePolicy {
   return {
     name: 'rdpRemediatorDeadline',
-    async sendRequest(request, next) {
-      const original = request.abortSignal;
-      const deadline = new AbortController();
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        deadline.abort();
-      }, operationTimeoutMs);
-      const linked = linkSignals(original, deadline);
-      request.abortSignal = linked.signal;
+    sendRequest(request, next) {
       const started = Date.now();
-      try {
-        return await next(request);
-      } catch (error) {
-        if (timedOut && !original?.aborted) {
+      return sendWithin(request, next, operationTimeoutMs, (error, timedOut) => {
+        if (timedOut) {
           throw new DependencyTimeoutError(dependency, operationTimeoutMs, `${dependency}: ${describeRequest(request)} got no answer within ${operationTimeoutMs} ms`, { elapsedMs: Date.now() - started }, { cause: error });
         }
         const tryTimeoutMs = tryTimeoutOf(error);
@@ -197,13 +170,40 @@ export function deadlinePolicy(dependency: Dependency, operationTimeoutMs: numbe
           throw new DependencyTimeoutError(dependency, tryTimeoutMs, `${dependency}: ${describeRequest(request)} got no answer (its last attempt timed out after ${tryTimeoutMs} ms)`, { elapsedMs: Date.now() - started }, { cause: error });
         }
         throw error;
-      } finally {
-        clearTimeout(timer);
-        linked.dispose();
-        request.abortSignal = original;
-      }
+      });
     },
   };
+}
+
+/**
+ * Sends the request with its own abort signal, aborted after `timeoutMs` or with the caller's,
+ * and the caller's signal restored afterwards. A failure goes to `onError`, told whether this
+ * timer (not the caller) aborted it.
+ */
+async function sendWithin(
+  request: PipelineRequest,
+  next: SendRequest,
+  timeoutMs: number,
+  onError: (error: unknown, timedOut: boolean) => never,
+): Promise<PipelineResponse> {
+  const original = request.abortSignal;
+  const own = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    own.abort();
+  }, timeoutMs);
+  const linked = linkSignals(original, own);
+  request.abortSignal = linked.signal;
+  try {
+    return await next(request);
+  } catch (error) {
+    return onError(error, timedOut && !original?.aborted);
+  } finally {
+    clearTimeout(timer);
+    linked.dispose();
+    request.abortSignal = original;
+  }
 }
 
 /** Makes `own` abort when the caller's signal does; its signal then stands for both. */
