@@ -76,6 +76,51 @@ export type LoadedConfig = z.infer<typeof LoadedConfigSchema>;
 
 export const NativeResultSchema = z.object({ exitCode: z.number().int(), output: z.string() });
 
+export const FirewallProfileNameSchema = z.enum(['Domain', 'Private', 'Public']);
+
+/** One Windows Firewall rule as Get-NetFirewallRule and its port filter show it. */
+export const FirewallRuleSchema = z.object({
+  /** The rule's Name (the language-neutral id, e.g. RemoteDesktop-UserMode-In-TCP). */
+  name: z.string().min(1),
+  displayName: z.string(),
+  /** The group as stored: '@FirewallAPI.dll,-28752' for the built-in Remote Desktop rules, '' for none. */
+  group: z.string(),
+  enabled: z.boolean(),
+  direction: z.enum(['Inbound', 'Outbound']),
+  action: z.enum(['Allow', 'Block']),
+  protocol: z.enum(['TCP', 'UDP', 'Any']),
+  /** LocalPort filter entries as Windows prints them: '3389', 'Any', 'RPC', '5000-5010'. */
+  localPorts: z.array(z.string()),
+  /** The profiles it applies to; all three is Windows' 'Any'. */
+  profiles: z.array(FirewallProfileNameSchema).min(1),
+  /** The service it is scoped to (its service filter), or null. */
+  service: z.string().nullable(),
+  /** Where the rule is stored: the local persistent store, or a Group Policy object (read-only here). */
+  policyStore: z.enum(['Local', 'GroupPolicy']),
+});
+export type FirewallRule = z.infer<typeof FirewallRuleSchema>;
+
+export const FirewallSchema = z.object({
+  /** false: every Get-NetFirewall* call throws (NetSecurity unavailable, mpssvc stopped). */
+  readable: z.boolean(),
+  /** Whether the firewall is on, per profile. */
+  profiles: z.object({ Domain: z.boolean(), Private: z.boolean(), Public: z.boolean() }),
+  /** Get-NetConnectionProfile's NetworkCategory of each connected network. */
+  networkCategories: z.array(z.enum(['DomainAuthenticated', 'Private', 'Public'])),
+  rules: z.array(FirewallRuleSchema),
+});
+export type Firewall = z.infer<typeof FirewallSchema>;
+
+/** A System-log event, as Get-WinEvent returns it. */
+export const WindowsEventSchema = z.object({
+  /** ProviderName: 'Schannel', 'Microsoft-Windows-TerminalServices-RemoteConnectionManager', 'TermDD', ... */
+  provider: z.string().min(1),
+  id: z.number().int().min(0).max(65535),
+  timeCreated: z.iso.datetime(),
+  message: z.string(),
+});
+export type WindowsEvent = z.infer<typeof WindowsEventSchema>;
+
 export const WindowsStateSchema = z.object({
   v: z.literal(1),
   /** The VM's clock. The double's Start-RrSleep advances it instead of sleeping. */
@@ -108,6 +153,11 @@ export const WindowsStateSchema = z.object({
   }),
   /** TCP ports in LISTEN state. */
   tcpListeners: z.array(z.number().int().min(1).max(65535)),
+  /** The primary IPv4 address of the VM's NIC (where a listener bound to one adapter accepts), or null. */
+  primaryIPv4: z.string().nullable(),
+  firewall: FirewallSchema,
+  /** The System event log, oldest first; `null` makes Get-WinEvent throw (log unreadable). */
+  events: z.array(WindowsEventSchema).nullable(),
   /** What TermService loaded at its last start; null while it has not started. */
   termServiceLoaded: LoadedConfigSchema.nullable(),
   /**
@@ -148,6 +198,7 @@ export const HKLM = {
   tls12: 'HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2',
   tls12Server: 'HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Server',
   tsPolicy: 'HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\Terminal Services',
+  firewallPolicy: 'HKLM\\SOFTWARE\\Policies\\Microsoft\\WindowsFirewall',
   cryptography: 'HKLM\\SOFTWARE\\Microsoft\\Cryptography',
 } as const;
 
@@ -155,6 +206,8 @@ export const HKLM = {
 export const KEY_FILE_PREFIX = 'f686aace6942fb7f7ceb231212eef4a4_';
 export const REMOTE_DESKTOP_STORE = 'Remote Desktop';
 export const PERSONAL_STORE = 'My';
+/** The built-in Remote Desktop firewall group, language-neutral (its display name is localized). */
+export const RDP_FIREWALL_GROUP = '@FirewallAPI.dll,-28752';
 /** Certificate Template Information (v2) and Certificate Template Name (v1). */
 export const TEMPLATE_OIDS = ['1.3.6.1.4.1.311.21.7', '1.3.6.1.4.1.311.20.2'] as const;
 

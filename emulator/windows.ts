@@ -17,10 +17,13 @@ import {
   keyFilePath,
   machineKeysFolder,
   PERSONAL_STORE,
+  RDP_FIREWALL_GROUP,
   REMOTE_DESKTOP_STORE,
   TEMPLATE_OIDS,
   WindowsStateSchema,
   type Certificate,
+  type Firewall,
+  type FirewallRule,
   type Registry,
   type RegistryValue,
   type Service,
@@ -89,6 +92,35 @@ export function caIssuedCertificate(subject: string, issuer: string, notAfter: D
   };
 }
 
+const ALL_PROFILES = ['Domain', 'Private', 'Public'] as const;
+
+/** The three built-in Remote Desktop inbound rules as a Windows Server image ships them, RDP enabled. */
+export function builtInRdpFirewallRules(): FirewallRule[] {
+  const rule = (name: string, displayName: string, protocol: 'TCP' | 'UDP', localPorts: string[], enabled: boolean): FirewallRule => ({
+    name,
+    displayName,
+    group: RDP_FIREWALL_GROUP,
+    enabled,
+    direction: 'Inbound',
+    action: 'Allow',
+    protocol,
+    localPorts,
+    profiles: [...ALL_PROFILES],
+    service: name === 'RemoteDesktop-Shadow-In-TCP' ? null : 'termservice',
+    policyStore: 'Local',
+  });
+  return [
+    rule('RemoteDesktop-UserMode-In-TCP', 'Remote Desktop - User Mode (TCP-In)', 'TCP', ['3389'], true),
+    rule('RemoteDesktop-UserMode-In-UDP', 'Remote Desktop - User Mode (UDP-In)', 'UDP', ['3389'], true),
+    rule('RemoteDesktop-Shadow-In-TCP', 'Remote Desktop - Shadow (TCP-In)', 'TCP', ['Any'], false),
+  ];
+}
+
+/** The firewall on, for every profile, on a network Windows calls Public (as on an Azure VM that is not domain-joined). */
+export function defaultFirewall(): Firewall {
+  return { readable: true, profiles: { Domain: true, Private: true, Public: true }, networkCategories: ['Public'], rules: builtInRdpFirewallRules() };
+}
+
 function service(dependsOn: readonly string[] = []): Service {
   return { status: 'Running', dependsOn: [...dependsOn], startPendingReads: 0, pendingReadsLeft: 0, startFailure: null };
 }
@@ -132,6 +164,9 @@ export function healthyWindows(options: HealthyWindowsOptions): WindowsState {
     services: { TermService: service(), SessionEnv: service(), UmRdpService: service(['TermService']) },
     wmi: { readable: true, policySourceSecurityLayer: 0, policySourceUserAuthenticationRequired: 0, policySourceMinEncryptionLevel: 0 },
     tcpListeners: [],
+    primaryIPv4: '10.0.0.4',
+    firewall: defaultFirewall(),
+    events: [],
     termServiceLoaded: null,
     nativeResults: {},
     faults: { throwAtWrite: null, unreadableAcls: [] },

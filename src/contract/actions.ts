@@ -8,6 +8,7 @@ import { z } from 'zod';
 
 export const ACTION_IDS = [
   'enable-tls12-server',
+  'enable-rdp-firewall-rules',
   'repair-key-acl',
   'remove-stale-cert-binding',
   'regenerate-self-signed-cert',
@@ -42,6 +43,12 @@ export const ACTIONS: Readonly<Record<ActionId, ActionInfo>> = {
     id: 'enable-tls12-server',
     class: { kind: 'safe' },
     summary: 'Set SCHANNEL TLS 1.2 Server Enabled=1, DisabledByDefault=0',
+  },
+  'enable-rdp-firewall-rules': {
+    id: 'enable-rdp-firewall-rules',
+    class: { kind: 'safe' },
+    summary:
+      'Enable the built-in Remote Desktop inbound rules (group @FirewallAPI.dll,-28752) for the active profiles; for a custom PortNumber add one rule for TermService on that TCP port only',
   },
   'repair-key-acl': {
     id: 'repair-key-acl',

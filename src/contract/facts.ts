@@ -21,6 +21,116 @@ export type ServiceState = z.infer<typeof ServiceStateSchema>;
 export const Tls12StateSchema = z.enum(['os-default', 'enabled', 'disabled', 'disabled-by-default']);
 export type Tls12State = z.infer<typeof Tls12StateSchema>;
 
+/** MS-RDPBCGR 2.2.1.1.1 requestedProtocols / 2.2.1.2.1 selectedProtocol: 0 RDP, 1 SSL, 2 HYBRID (NLA), 8 HYBRID_EX. */
+export const RDP_PROTOCOL = { rdp: 0, ssl: 1, hybrid: 2, rdstls: 4, hybridEx: 8 } as const;
+
+/** MS-RDPBCGR 2.2.1.2.2 RDP_NEG_FAILURE failureCode. */
+export const NEG_FAILURE = {
+  sslRequiredByServer: 1,
+  sslNotAllowedByServer: 2,
+  sslCertNotOnServer: 3,
+  inconsistentFlags: 4,
+  hybridRequiredByServer: 5,
+  sslWithUserAuthRequiredByServer: 6,
+} as const;
+
+/**
+ * Where a loopback handshake stopped: `connect` (TCP), `negotiate` (X.224 Connection Request
+ * with RDP_NEG_REQ, answered by RDP_NEG_RSP or RDP_NEG_FAILURE), `tls` (SslStream on the same
+ * socket), or `done` (the TLS handshake completed; the check stops there, no credentials).
+ */
+export const HandshakeStageSchema = z.enum(['connect', 'negotiate', 'tls', 'done']);
+export type HandshakeStage = z.infer<typeof HandshakeStageSchema>;
+
+/**
+ * Why it stopped: `refused` (nothing accepts on the port), `timeout` (connect, read or TLS
+ * exceeded its bound), `reset` (the server closed or reset the connection), `protocol` (the
+ * answer was not a well-formed X.224 Connection Confirm), `negotiation-failure` (RDP_NEG_FAILURE,
+ * code in `failureCode`), `tls` (the TLS handshake failed: alert or error), null when `done`.
+ */
+export const HandshakeErrorSchema = z.enum(['refused', 'timeout', 'reset', 'protocol', 'negotiation-failure', 'tls']);
+export type HandshakeError = z.infer<typeof HandshakeErrorSchema>;
+
+/** One loopback handshake, as Test-RrRdpHandshake ran it and the probe classified the certificate. */
+export const HandshakeAttemptSchema = z.object({
+  /** '127.0.0.1', or the primary IPv4 address when the listener is bound to one adapter (LanAdapter <> 0). */
+  address: z.string().max(45),
+  port: z.number().int().min(1).max(65535),
+  stage: HandshakeStageSchema,
+  error: HandshakeErrorSchema.nullable(),
+  /** RDP_NEG_FAILURE failureCode (NEG_FAILURE), when the server sent one. */
+  failureCode: z.number().int().min(0).nullable(),
+  /** RDP_NEG_RSP selectedProtocol (RDP_PROTOCOL), when the server sent one. */
+  selectedProtocol: z.number().int().min(0).nullable(),
+  /** 'Tls12', 'Tls13', ... as SslStream.SslProtocol names it; null before TLS completed. */
+  tlsVersion: z.string().max(16).nullable(),
+  /** The negotiated cipher suite where the runtime names it, else the cipher algorithm and strength. */
+  cipher: z.string().max(64).nullable(),
+  /** The certificate the server presented, even when TLS then failed. */
+  cert: z.object({ thumb: z.string().regex(/^[0-9A-F]{40}$/), notAfter: z.string() }).nullable(),
+  /**
+   * Which configured certificate it was: `binding` (RDP-Tcp SSLCertificateSHA1Hash),
+   * `remote-desktop` (one in Cert:\LocalMachine\Remote Desktop), `other`; null when none was served.
+   */
+  servedCert: z.enum(['binding', 'remote-desktop', 'other']).nullable(),
+  /** Milliseconds per stage that ran (null for a stage not reached). */
+  ms: z.object({ connect: z.number().int().min(0).nullable(), negotiate: z.number().int().min(0).nullable(), tls: z.number().int().min(0).nullable() }),
+  /** One short line for people (the exception's message, shortened by the size guard first). */
+  detail: z.string().max(200).nullable(),
+});
+export type HandshakeAttempt = z.infer<typeof HandshakeAttemptSchema>;
+
+/** Cause-naming System-log events (playbook section 4), grouped by id. */
+export const EventEvidenceSchema = z.object({
+  /** 'Schannel', 'TerminalServices-RemoteConnectionManager' shortened to 'RCM', 'TermDD'. */
+  source: z.enum(['Schannel', 'RCM', 'TermDD']),
+  id: z.number().int().min(0).max(65535),
+  /** Events with this id in the window read. */
+  count: z.number().int().min(1),
+  /** The newest one's time, ISO 8601 UTC. */
+  last: z.string(),
+  /** The newest one's message, first line, shortened. */
+  text: z.string().max(200),
+});
+export type EventEvidence = z.infer<typeof EventEvidenceSchema>;
+
+export const FirewallProfileSchema = z.enum(['Domain', 'Private', 'Public']);
+export type FirewallProfile = z.infer<typeof FirewallProfileSchema>;
+
+/** A built-in Remote Desktop inbound rule (group @FirewallAPI.dll,-28752), or the one this tool adds for a custom port. */
+export const FirewallRuleFactSchema = z.object({
+  /** The rule's Name (language-neutral: RemoteDesktop-UserMode-In-TCP, ...). */
+  name: z.string().max(128),
+  enabled: z.boolean(),
+  /** Profiles it applies to; all three for 'Any'. */
+  profiles: z.array(FirewallProfileSchema),
+  protocol: z.string().max(8),
+  /** Its LocalPort filter as Windows prints it ('3389', 'Any', 'RPC', ...). */
+  localPorts: z.array(z.string().max(16)).max(8),
+  /** Where it comes from: the local store, or Group Policy (then it is reported, never changed). */
+  store: z.enum(['local', 'gpo']),
+});
+export type FirewallRuleFact = z.infer<typeof FirewallRuleFactSchema>;
+
+export const FirewallFactsSchema = z.object({
+  /** false when the firewall could not be read (no NetSecurity module, the service stopped...). */
+  readable: z.boolean(),
+  /** The profiles of the connected networks (Get-NetConnectionProfile), Public when none is known. */
+  activeProfiles: z.array(FirewallProfileSchema),
+  /** Whether the firewall is on for each active profile (off admits everything). */
+  enabledProfiles: z.array(FirewallProfileSchema),
+  /** The Remote Desktop group's inbound rules, and the custom-port rule (at most 6). */
+  rdpRules: z.array(FirewallRuleFactSchema).max(6),
+  /**
+   * Whether some enabled inbound Allow rule (of any group) admits TCP on PortNumber for every
+   * active profile where the firewall is on; true when the firewall is off for them all.
+   */
+  portAdmitted: z.boolean(),
+  /** Group Policy sets firewall rules or profiles (HKLM\SOFTWARE\Policies\Microsoft\WindowsFirewall). */
+  gpo: z.boolean(),
+});
+export type FirewallFacts = z.infer<typeof FirewallFactsSchema>;
+
 export const ProbeFactsSchema = z.object({
   os: z.object({ caption: z.string(), build: z.string() }),
   cert: z.object({
@@ -51,7 +161,10 @@ export const ProbeFactsSchema = z.object({
     userAuthentication: z.number().int().min(0).max(1),
     minEncryptionLevel: z.number().int().min(1).max(4),
     portNumber: z.number().int().min(1).max(65535),
+    /** Something listens on portNumber. */
     listening: z.boolean(),
+    /** RDP-Tcp LanAdapter: 0 all adapters, else the listener is bound to one adapter. */
+    lanAdapter: z.number().int().min(0),
     fDenyTSConnections: z.number().int().min(0).max(1),
   }),
   /** true where Group Policy enforces the value (WMI PolicySource* = 1, or a policy registry value). */
@@ -73,5 +186,10 @@ export const ProbeFactsSchema = z.object({
   }),
   /** RD Connection Broker role installed: the custom binding must not be touched. */
   rdcb: z.boolean(),
+  /** The loopback RDP handshake (1 or 2 attempts); null when the check itself could not run. */
+  handshake: z.object({ attempts: z.array(HandshakeAttemptSchema).min(1).max(2) }).nullable(),
+  /** Cause-naming System-log events of the last `hours` (at most 12 ids, newest first); null when the log could not be read. */
+  events: z.object({ hours: z.number().int().min(1), items: z.array(EventEvidenceSchema).max(12) }).nullable(),
+  firewall: FirewallFactsSchema,
 });
 export type ProbeFacts = z.infer<typeof ProbeFactsSchema>;

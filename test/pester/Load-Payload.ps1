@@ -107,6 +107,19 @@ function New-RrTestWindowsState {
         services          = [ordered]@{ TermService = (& $service @()); SessionEnv = (& $service @()); UmRdpService = (& $service @('TermService')) }
         wmi               = [ordered]@{ readable = $true; policySourceSecurityLayer = 0; policySourceUserAuthenticationRequired = 0; policySourceMinEncryptionLevel = 0 }
         tcpListeners      = [object[]]@(3389)
+        primaryIPv4       = '10.0.0.4'
+        # The three built-in Remote Desktop rules (builtInRdpFirewallRules() in emulator/windows.ts).
+        firewall          = [ordered]@{
+            readable          = $true
+            profiles          = [ordered]@{ Domain = $true; Private = $true; Public = $true }
+            networkCategories = [object[]]@('Public')
+            rules             = [object[]]@(
+                [ordered]@{ name = 'RemoteDesktop-UserMode-In-TCP'; displayName = 'Remote Desktop - User Mode (TCP-In)'; group = '@FirewallAPI.dll,-28752'; enabled = $true; direction = 'Inbound'; action = 'Allow'; protocol = 'TCP'; localPorts = [object[]]@('3389'); profiles = [object[]]@('Domain', 'Private', 'Public'); service = 'termservice'; policyStore = 'Local' }
+                [ordered]@{ name = 'RemoteDesktop-UserMode-In-UDP'; displayName = 'Remote Desktop - User Mode (UDP-In)'; group = '@FirewallAPI.dll,-28752'; enabled = $true; direction = 'Inbound'; action = 'Allow'; protocol = 'UDP'; localPorts = [object[]]@('3389'); profiles = [object[]]@('Domain', 'Private', 'Public'); service = 'termservice'; policyStore = 'Local' }
+                [ordered]@{ name = 'RemoteDesktop-Shadow-In-TCP'; displayName = 'Remote Desktop - Shadow (TCP-In)'; group = '@FirewallAPI.dll,-28752'; enabled = $false; direction = 'Inbound'; action = 'Allow'; protocol = 'TCP'; localPorts = [object[]]@('Any'); profiles = [object[]]@('Domain', 'Private', 'Public'); service = $null; policyStore = 'Local' }
+            )
+        }
+        events            = [object[]]@()
         # TermService as it came up at boot, on the configuration above.
         termServiceLoaded = [ordered]@{
             registry = [ordered]@{

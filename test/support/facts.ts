@@ -1,5 +1,5 @@
 /** Probe facts for unit tests: a healthy VM, and small edits that break it one way at a time. */
-import type { ProbeFacts } from '../../src/contract/facts.js';
+import type { HandshakeAttempt, ProbeFacts } from '../../src/contract/facts.js';
 
 export const NOW = new Date('2026-11-21T12:00:00Z');
 export const FUTURE = '2027-05-01T00:00:00Z';
@@ -24,13 +24,49 @@ export function healthyFacts(): ProbeFacts {
       folderSddl: 'O:SYG:SYD:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)',
       folderOk: true,
     },
-    rdp: { securityLayer: 2, userAuthentication: 1, minEncryptionLevel: 2, portNumber: 3389, listening: true, fDenyTSConnections: 0 },
+    rdp: { securityLayer: 2, userAuthentication: 1, minEncryptionLevel: 2, portNumber: 3389, listening: true, lanAdapter: 0, fDenyTSConnections: 0 },
     policy: { securityLayer: false, userAuthentication: false, minEncryptionLevel: false, certTemplate: false },
     tls12Server: 'os-default',
     services: { TermService: 'Running', SessionEnv: 'Running', UmRdpService: 'Running' },
     domain: { joined: false, secureChannel: 'n/a' },
     rdcb: false,
+    handshake: { attempts: [okHandshake()] },
+    events: { hours: 72, items: [] },
+    firewall: {
+      readable: true,
+      activeProfiles: ['Public'],
+      enabledProfiles: ['Public'],
+      rdpRules: [
+        { name: 'RemoteDesktop-UserMode-In-TCP', enabled: true, profiles: ['Domain', 'Private', 'Public'], protocol: 'TCP', localPorts: ['3389'], store: 'local' },
+        { name: 'RemoteDesktop-UserMode-In-UDP', enabled: true, profiles: ['Domain', 'Private', 'Public'], protocol: 'UDP', localPorts: ['3389'], store: 'local' },
+      ],
+      portAdmitted: true,
+      gpo: false,
+    },
   };
+}
+
+/** A loopback handshake that completed TLS with the Remote Desktop store's certificate (THUMB_A). */
+export function okHandshake(): HandshakeAttempt {
+  return {
+    address: '127.0.0.1',
+    port: 3389,
+    stage: 'done',
+    error: null,
+    failureCode: null,
+    selectedProtocol: 2,
+    tlsVersion: 'Tls12',
+    cipher: 'TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384',
+    cert: { thumb: THUMB_A, notAfter: FUTURE },
+    servedCert: 'remote-desktop',
+    ms: { connect: 1, negotiate: 2, tls: 6 },
+    detail: null,
+  };
+}
+
+/** A loopback handshake that was reset during TLS (the 0x904 shape: the key cannot be opened). */
+export function resetHandshake(): HandshakeAttempt {
+  return { ...okHandshake(), stage: 'tls', error: 'reset', tlsVersion: null, cipher: null, cert: null, servedCert: null, ms: { connect: 1, negotiate: 2, tls: 3 }, detail: 'Unable to read data from the transport connection' };
 }
 
 function merge<T>(base: T, patch: DeepPartial<T>): T {
