@@ -28,8 +28,11 @@ export interface Plan {
   readonly unresolved: readonly FindingCode[];
 }
 
-/** Every action but the restart changes a setting that TermService only picks up when it restarts. */
-const NEEDS_RESTART: ReadonlySet<ActionId> = new Set(ACTION_IDS.filter((id) => id !== 'restart-rdp-services'));
+/**
+ * Actions that change a setting TermService only picks up when it restarts: all but the
+ * restart itself and the firewall rules, which Windows Firewall applies at once.
+ */
+const NEEDS_RESTART: ReadonlySet<ActionId> = new Set(ACTION_IDS.filter((id) => id !== 'restart-rdp-services' && id !== 'enable-rdp-firewall-rules'));
 
 export function planRemediation(findings: readonly Finding[], facts: ProbeFacts, permissions: readonly Permission[]): Plan {
   const planned = new Map<ActionId, Set<FindingCode>>();
@@ -74,7 +77,14 @@ export function planRemediation(findings: readonly Finding[], facts: ProbeFacts,
         break;
       case 'termservice-not-running':
       case 'rdp-not-listening':
+      // No setting explains it: TermService runs on what it loaded when it last started.
+      case 'rdp-handshake-failed':
         plan('restart-rdp-services', code);
+        break;
+      case 'firewall-rdp-rules-disabled':
+      case 'firewall-port-closed':
+        if (facts.firewall.gpo) refuse('enable-rdp-firewall-rules', [code], 'gpo-enforced', `Group Policy manages the Windows Firewall; admit TCP ${facts.rdp.portNumber} in the GPO`);
+        else plan('enable-rdp-firewall-rules', code);
         break;
       case 'nla-domain-unreachable':
         planSecurityLowering('disable-nla', [code]);
@@ -82,6 +92,7 @@ export function planRemediation(findings: readonly Finding[], facts: ProbeFacts,
       case 'security-layer-weakened':
       case 'rdp-disabled':
       case 'cert-store-misconfigured':
+      case 'firewall-unreadable':
         break; // advisory only
     }
   }
@@ -103,7 +114,7 @@ export function planRemediation(findings: readonly Finding[], facts: ProbeFacts,
   if (planned.has('regenerate-self-signed-cert') && !facts.keys.folderOk) plan('repair-key-acl', 'machinekeys-folder-acl');
 
   if ([...planned.keys()].some((id) => NEEDS_RESTART.has(id))) {
-    const reasons = [...new Set([...planned.values()].flatMap((s) => [...s]))];
+    const reasons = [...new Set([...planned.entries()].flatMap(([id, s]) => (NEEDS_RESTART.has(id) ? [...s] : [])))];
     for (const code of reasons) {
       const set = planned.get('restart-rdp-services') ?? new Set<FindingCode>();
       set.add(code);

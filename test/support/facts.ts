@@ -97,4 +97,8 @@ export const ROOT_CAUSES = {
 } as const;
 
 export const CA_BOUND = () =>
-  factsWith({ cert: { binding: { hash: THUMB_B, type: 3, cert: { thumb: THUMB_B, notAfter: FUTURE, hasKey: true, selfSigned: false, template: false } } } });
+  factsWith({
+    cert: { binding: { hash: THUMB_B, type: 3, cert: { thumb: THUMB_B, notAfter: FUTURE, hasKey: true, selfSigned: false, template: false } } },
+    // The listener serves the bound certificate.
+    handshake: { attempts: [{ ...okHandshake(), cert: { thumb: THUMB_B, notAfter: FUTURE }, servedCert: 'binding' }] },
+  });
