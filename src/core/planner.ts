@@ -75,9 +75,10 @@ export function planRemediation(findings: readonly Finding[], facts: ProbeFacts,
           tlsDeadEnds.push(code);
         } else plan('regenerate-self-signed-cert', code);
         break;
+      // rdp-handshake-failed: no setting explains it, and TermService runs on what it loaded
+      // when it last started.
       case 'termservice-not-running':
       case 'rdp-not-listening':
-      // No setting explains it: TermService runs on what it loaded when it last started.
       case 'rdp-handshake-failed':
         plan('restart-rdp-services', code);
         break;
