@@ -8,6 +8,8 @@
 import { scenarioVm, type Scenario } from '../emulator/fleet.js';
 import { PowerShellNotFoundError } from '../emulator/powershell.js';
 import { windowsHost } from '../emulator/windows-runner.js';
+import type { ProbeFacts } from '../src/contract/facts.js';
+import { handshakeVerdict } from '../src/core/diagnose.js';
 import type { RemediationRecord } from '../src/core/outcome.js';
 import { startLocalStack } from './stack.js';
 
@@ -43,16 +45,38 @@ function pad(text: string, width: number): string {
   return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
 }
 
+/** The loopback RDP handshake in a few characters: what the VM itself showed a client. */
+function handshakeCell(facts: ProbeFacts | null | undefined, at: Date): string {
+  if (!facts) return '-';
+  const verdict = handshakeVerdict(facts, at);
+  switch (verdict.kind) {
+    case 'tls':
+      return `TLS ok (${verdict.attempt.servedCert === 'binding' ? 'bound' : 'RD'} cert)`;
+    case 'rdp-security':
+      return 'RDP security';
+    case 'wrong-certificate':
+      return 'wrong cert';
+    case 'failed':
+      return verdict.attempt.error === 'negotiation-failure' ? `neg. failure ${verdict.attempt.failureCode ?? '?'}` : `${verdict.attempt.error ?? 'failed'} at ${verdict.attempt.stage}`;
+    case 'not-run':
+      return 'not run';
+  }
+}
+
 function summaryRow(vm: DemoVm, record: RemediationRecord): string[] {
-  if (record.state !== 'completed') return [vm.scenario, '-', '-', record.state, '-', '-'];
+  if (record.state !== 'completed') return [vm.scenario, '-', '-', '-', record.state, '-', '-'];
   const o = record.outcome;
   const cause = 'findings' in o && o.findings ? o.findings.filter((f) => f.severity === 'blocking').map((f) => f.code).join(', ') || 'none' : o.status === 'skipped' ? o.reason : '-';
   const actions = 'actions' in o && o.actions ? o.actions.filter((a) => a.changed).map((a) => a.id).join(', ') || 'none' : '-';
-  return [vm.scenario, cause, actions, o.status, String(o.runCommands), `${(o.timings.totalMs / 1000).toFixed(2)} s`];
+  const at = new Date(record.completedAt);
+  const before = 'before' in o ? handshakeCell(o.before, at) : '-';
+  const after = 'after' in o ? handshakeCell(o.after, at) : o.status === 'healthy' ? before : '-';
+  const handshake = before === '-' ? '-' : `${before} → ${after}`;
+  return [vm.scenario, cause, actions, handshake, o.status, String(o.runCommands), `${(o.timings.totalMs / 1000).toFixed(2)} s`];
 }
 
 function table(rows: string[][]): string {
-  const header = ['VM', 'cause found', 'actions', 'outcome', 'Run Commands', 'time'];
+  const header = ['VM', 'cause found', 'actions', 'handshake before → after', 'outcome', 'Run Commands', 'time'];
   const widths = header.map((h, i) => Math.min(48, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
   const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i] ?? 10)).join('  ');
   return [line(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
@@ -102,10 +126,12 @@ async function main(): Promise<number> {
     const broken = records.filter(({ record }) => record.state === 'completed' && 'findings' in record.outcome && record.outcome.findings?.some((f) => f.severity === 'blocking'));
     const fixed = broken.filter(({ record }) => record.state === 'completed' && record.outcome.status === 'fixed');
     const connectable = vms.filter(({ id }) => stack.emulator.vm(id).rdp?.connectable).length;
+    // A fixed record must show it the way a client feels it: the after-handshake got through TLS with the configured certificate.
+    const provenFixed = fixed.filter(({ record }) => record.state === 'completed' && record.outcome.status === 'fixed' && handshakeVerdict(record.outcome.after, new Date(record.completedAt)).kind === 'tls');
     console.log(
-      `\n${fixed.length} of ${broken.length} broken VMs fixed; ${runs} Run Command calls in all; ${connectable} of ${vms.length} VMs accept RDP now (emulator ground truth); ${((Date.now() - started) / 1000).toFixed(1)} s.`,
+      `\n${fixed.length} of ${broken.length} broken VMs fixed, ${provenFixed.length} of them proven by a loopback TLS handshake with the configured certificate; ${runs} Run Command calls in all; ${connectable} of ${vms.length} VMs accept RDP now (emulator ground truth); ${((Date.now() - started) / 1000).toFixed(1)} s.`,
     );
-    return fixed.length === broken.length ? 0 : 1;
+    return fixed.length === broken.length && provenFixed.length === fixed.length ? 0 : 1;
   } finally {
     await stack.stop();
   }
