@@ -8,9 +8,24 @@ import { eventQuery } from '../alerts/event-query.js';
 import type { AlertWindow, WorkspaceTarget } from '../alerts/classify.js';
 import { deadlinePolicy, DEFAULT_BOUNDS, tryTimeoutPolicy, type CallBounds, type PipelinePolicy } from './pacing.js';
 
+/** What the shipped query's row said about one VM: the alert's own evidence, kept in the remediation's record. */
+export interface LogsEvidence {
+  /** `_ResourceId`, as the workspace stores it. */
+  readonly resourceId: string;
+  readonly computer: string | null;
+  /** Matching events in the alert's window. */
+  readonly count: number;
+  /** The distinct event ids among them (at most 16 kept). */
+  readonly eventIds: readonly number[];
+  /** The newest one's TimeGenerated, ISO 8601. */
+  readonly lastSeen: string | null;
+}
+
 export interface AffectedVms {
   /** `_ResourceId` values, as the workspace stores them (often lower-case). */
   readonly resourceIds: readonly string[];
+  /** One entry per row kept, in the order of resourceIds (a VM with several Computer rows has several). */
+  readonly evidence: readonly LogsEvidence[];
   /** Set when the service answered with a partial result. */
   readonly partialError: string | null;
 }
@@ -55,26 +70,65 @@ export class MonitorLogsGateway implements LogsGateway {
       : await this.client.queryResource(workspace.resourceId, eventQuery(), timespan, options);
     const tables = result.status === LogsQueryResultStatus.Success ? result.tables : result.partialTables;
     const partialError = result.status === LogsQueryResultStatus.Success ? null : `${result.partialError.code ?? 'PartialError'}: ${result.partialError.message}`;
-    return { resourceIds: affectedResourceIds(tables, computers), partialError };
+    const evidence = affectedVmEvidence(tables, computers);
+    return { resourceIds: [...new Set(evidence.map((e) => e.resourceId))], evidence, partialError };
   }
+}
+
+const MAX_EVIDENCE_EVENT_IDS = 16;
+
+function countOf(value: unknown): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : NaN;
+  return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+}
+
+function eventIdsOf(value: unknown): number[] {
+  // A dynamic column: the SDK parses it to an array; a string is its JSON text.
+  let parsed: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      return [];
+    }
+  }
+  if (!Array.isArray(parsed)) return [];
+  const ids = parsed.map((v) => countOf(v)).filter((n) => n > 0 && n <= 65_535);
+  return [...new Set(ids)].sort((a, b) => a - b).slice(0, MAX_EVIDENCE_EVENT_IDS);
+}
+
+function timeOf(value: unknown): string | null {
+  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+}
+
+/** Each row's `_ResourceId` with its counts, narrowed to the alert's Computer dimension values when it has any. */
+export function affectedVmEvidence(tables: readonly LogsTable[], computers: readonly string[]): LogsEvidence[] {
+  const wanted = new Set(computers.map((c) => c.toLowerCase()));
+  const evidence: LogsEvidence[] = [];
+  for (const table of tables) {
+    const names = table.columnDescriptors.map((c) => (c.name ?? '').toLowerCase());
+    const column = (name: string) => names.indexOf(name);
+    const [idColumn, computerColumn, countColumn, idsColumn, lastColumn] = ['_resourceid', 'computer', 'count', 'eventids', 'lastseen'].map(column);
+    if (idColumn === undefined || idColumn < 0) continue;
+    for (const row of table.rows) {
+      const id = row[idColumn];
+      if (typeof id !== 'string' || id === '') continue;
+      const computer = computerColumn !== undefined && computerColumn >= 0 ? row[computerColumn] : undefined;
+      if (wanted.size > 0 && !(typeof computer === 'string' && wanted.has(computer.toLowerCase()))) continue;
+      evidence.push({
+        resourceId: id,
+        computer: typeof computer === 'string' ? computer.slice(0, 256) : null,
+        count: countColumn !== undefined && countColumn >= 0 ? countOf(row[countColumn]) : 0,
+        eventIds: idsColumn !== undefined && idsColumn >= 0 ? eventIdsOf(row[idsColumn]) : [],
+        lastSeen: lastColumn !== undefined && lastColumn >= 0 ? timeOf(row[lastColumn]) : null,
+      });
+    }
+  }
+  return evidence;
 }
 
 /** `_ResourceId` of each row, narrowed to the alert's Computer dimension values when it has any. */
 export function affectedResourceIds(tables: readonly LogsTable[], computers: readonly string[]): string[] {
-  const wanted = new Set(computers.map((c) => c.toLowerCase()));
-  const ids = new Set<string>();
-  for (const table of tables) {
-    const names = table.columnDescriptors.map((c) => (c.name ?? '').toLowerCase());
-    const idColumn = names.indexOf('_resourceid');
-    const computerColumn = names.indexOf('computer');
-    if (idColumn < 0) continue;
-    for (const row of table.rows) {
-      const id = row[idColumn];
-      if (typeof id !== 'string' || id === '') continue;
-      const computer = computerColumn >= 0 ? row[computerColumn] : undefined;
-      if (wanted.size > 0 && !(typeof computer === 'string' && wanted.has(computer.toLowerCase()))) continue;
-      ids.add(id);
-    }
-  }
-  return [...ids];
+  return [...new Set(affectedVmEvidence(tables, computers).map((e) => e.resourceId))];
 }

@@ -198,7 +198,7 @@ describe('(b) a stalled Logs API', () => {
 
   it('answers through a passing proxy (the control)', async () => {
     const logs = await logsThroughProxy({});
-    expect(await logs.findAffectedVms(workspace, window, [])).toEqual({ resourceIds: [], partialError: null });
+    expect(await logs.findAffectedVms(workspace, window, [])).toEqual({ resourceIds: [], evidence: [], partialError: null });
   });
 
   it('a hung query ends in DependencyTimeoutError(logs) within the deadline', async () => {

@@ -6,7 +6,7 @@ import { processAlert, remediationIdFor } from '../../src/alerts/process.js';
 import { InMemoryAdmissionStore } from '../../src/alerts/admission.js';
 import { InMemoryRemediationStore } from '../../src/adapters/remediation-store.js';
 import type { Job } from '../../src/core/job.js';
-import { affectedResourceIds } from '../../src/adapters/logs.js';
+import { affectedResourceIds, affectedVmEvidence } from '../../src/adapters/logs.js';
 import { TokenBucket } from '../../src/adapters/pacing.js';
 import { RunIdSchema } from '../../src/contract/parameters.js';
 import type { RemediationRecord } from '../../src/core/outcome.js';
@@ -181,7 +181,7 @@ describe('processAlert over hostile Logs rows', () => {
     ];
     const dispatched: Job[] = [];
     const result = await processAlert(d.alert, {
-      logs: { findAffectedVms: () => Promise.resolve({ resourceIds: [vm('good'), ...hostile], partialError: null }) },
+      logs: { findAffectedVms: () => Promise.resolve({ resourceIds: [vm('good'), ...hostile], evidence: [], partialError: null }) },
       admissions: new InMemoryAdmissionStore(),
       store: new InMemoryRemediationStore(),
       dispatch: (job) => {
@@ -233,6 +233,23 @@ describe('affectedResourceIds', () => {
   it('reads _ResourceId, narrowed to the Computer dimension values when given', () => {
     expect(affectedResourceIds([table as never], [])).toEqual([vm('a'), vm('b')]);
     expect(affectedResourceIds([table as never], ['WEB-B'])).toEqual([vm('b')]);
+  });
+
+  it("keeps each row's counts as the alert's evidence, tolerating odd cells", () => {
+    const full = {
+      name: 'PrimaryResult',
+      columnDescriptors: ['_ResourceId', 'Computer', 'Count', 'EventIDs', 'LastSeen'].map((name) => ({ name, type: 'string' })),
+      rows: [
+        [vm('a'), 'WEB-A', 3, [36870, 1057, 36870], new Date('2026-11-21T11:58:00Z')],
+        [vm('b'), 'WEB-B', '2', '[56]', '2026-11-21T11:00:00Z'],
+        [vm('c'), null, 'x', 'not json', 'not a date'],
+      ],
+    };
+    expect(affectedVmEvidence([full as never], [])).toEqual([
+      { resourceId: vm('a'), computer: 'WEB-A', count: 3, eventIds: [1057, 36870], lastSeen: '2026-11-21T11:58:00.000Z' },
+      { resourceId: vm('b'), computer: 'WEB-B', count: 2, eventIds: [56], lastSeen: '2026-11-21T11:00:00.000Z' },
+      { resourceId: vm('c'), computer: null, count: 0, eventIds: [], lastSeen: null },
+    ]);
   });
 });
 
