@@ -76,6 +76,8 @@ function readBack(id: ActionId, facts: ProbeFacts): Record<string, unknown> | nu
   switch (id) {
     case 'enable-tls12-server':
       return { tls12Server: facts.tls12Server };
+    case 'enable-rdp-firewall-rules':
+      return { portAdmitted: facts.firewall.portAdmitted, ...Object.fromEntries(facts.firewall.rdpRules.map((r) => [r.name, r.enabled])) };
     case 'repair-key-acl':
       return { fileSddl: facts.keys.fileSddl, folderSddl: facts.keys.folderSddl };
     case 'remove-stale-cert-binding':
