@@ -86,8 +86,8 @@ describe('composePayload', () => {
 
   it('splices the per-kind default libraries, or the ones given (a test double of the access layer)', () => {
     expect(DEFAULT_LIBRARIES).toEqual({
-      probe: ['lib/Access.Read.ps1', 'lib/Facts.ps1'],
-      fix: ['lib/Access.Read.ps1', 'lib/Access.Write.ps1', 'lib/Facts.ps1', 'lib/Actions.ps1'],
+      probe: ['lib/Access.Read.ps1', 'lib/Access.Handshake.ps1', 'lib/Facts.ps1'],
+      fix: ['lib/Access.Read.ps1', 'lib/Access.Handshake.ps1', 'lib/Access.Write.ps1', 'lib/Facts.ps1', 'lib/Actions.ps1'],
     });
     for (const kind of ['probe', 'fix'] as const) {
       expect(composeScript(kind, { libraries: DEFAULT_LIBRARIES[kind] })).toBe(composeScript(kind));
@@ -157,10 +157,11 @@ describe('composePayload', () => {
     for (const kind of ['probe', 'fix'] as const) expect(Buffer.byteLength(composeScript(kind))).toBeLessThan(128 * 1024);
   });
 
-  it('keeps the read-only probe at most 60% of the fix payload', () => {
-    // Both go out on every remediation; the probe carries neither the write access layer nor the actions.
+  it('keeps the read-only probe at most 70% of the fix payload', () => {
+    // Both go out on every remediation; the probe carries neither the write access layer nor the
+    // actions. (The loopback handshake, which both carry, moved the ratio from 0.60 to about 0.64.)
     const probe = Buffer.byteLength(composeScript('probe'));
     const fix = Buffer.byteLength(composeScript('fix'));
-    expect(probe).toBeLessThanOrEqual(0.6 * fix);
+    expect(probe).toBeLessThanOrEqual(0.7 * fix);
   });
 });
