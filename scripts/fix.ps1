@@ -1,9 +1,11 @@
 # rdp-remediator-payload:fix
 #
-# Applies the requested RDP repair actions for error 0x904 / extended 0x7, in the order
-# given, backing up to %ProgramData%\RdpRemediation\<RunId>\ before every change, then
-# re-reads all facts as verification and prints one FixResult JSON line
-# (docs/payload-contract.md). DryRun=true reports what would change and changes nothing.
+# Applies the requested RDP repair actions for error 0x904 / extended 0x7 (registry, ACLs,
+# certificates, services, Windows Firewall rules), in the order given, backing up to
+# %ProgramData%\RdpRemediation\<RunId>\ before every change, then re-reads all facts the
+# probe reads (the loopback handshake, events and firewall included) as verification and
+# prints one FixResult JSON line (docs/payload-contract.md). DryRun=true reports what would
+# change and changes nothing.
 # Sent by rdp-remediator through Run Command (RunPowerShellScript); runs as SYSTEM under
 # Windows PowerShell 5.1. The libraries are spliced in at the include line.
 [CmdletBinding()]

@@ -2,8 +2,11 @@
 #
 # Read-only diagnosis of RDP error 0x904 / extended 0x7 on an Azure Windows VM: reads the
 # RDP certificate, key-file and MachineKeys ACLs, listener settings, Group Policy
-# ownership, SCHANNEL TLS 1.2, services and domain state, and prints one ProbeResult JSON
-# line (docs/payload-contract.md). Changes nothing and writes no file. With
+# ownership, SCHANNEL TLS 1.2, services and domain state, the Windows Firewall profiles and
+# inbound rules, the cause-naming System-log events of the last 72 hours, and runs an RDP
+# client's handshake as far as TLS against the VM's own listener (scripts/docs/handshake.md;
+# it sends no credentials). Prints one ProbeResult JSON line (docs/payload-contract.md).
+# Changes nothing and writes no file. With
 # ReadManifests=true it also reads back the manifests an earlier fix run with the same RunId
 # left in %ProgramData%\RdpRemediation\<RunId>\ (a resumed job), into the line's previous.
 # Sent by rdp-remediator through Run Command (RunPowerShellScript); runs as SYSTEM under

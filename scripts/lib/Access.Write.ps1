@@ -3,7 +3,8 @@
 # payloads. Only the fix payload carries it, after lib/Access.Read.ps1.
 #
 # Every function here changes the VM's state or writes a file (registry values, reg export,
-# certificates, ACLs, icacls, services, backup files). Like lib/Access.Read.ps1 they decide
+# certificates, ACLs, icacls, services, Windows Firewall rules, the firewall policy export,
+# backup files). Like lib/Access.Read.ps1 they decide
 # nothing, and the shapes described at the top of that file hold here too. The plumbing
 # they share with the read half (Get-RrHklmBaseKey, Get-RrRegistrySubKeyName,
 # Invoke-RrNativeCommand) is defined there.
@@ -177,6 +178,46 @@ function Start-RrService {
     if ($service.Status -eq 'Stopped') {
         $service.Start()
     }
+}
+
+# --- Windows Firewall ----------------------------------------------------------------------
+# Rules of the local store (PersistentStore) only: a Group Policy rule is not this layer's to
+# change, and the logic never asks for one.
+
+function Enable-RrFirewallRule {
+    param([string]$Name)
+    if ($null -eq (Get-Command -Name 'Enable-NetFirewallRule' -ErrorAction SilentlyContinue)) {
+        throw 'Enable-NetFirewallRule (NetSecurity module) is not available.'
+    }
+    Enable-NetFirewallRule -Name $Name -PolicyStore PersistentStore
+}
+
+function Disable-RrFirewallRule {
+    param([string]$Name)
+    if ($null -eq (Get-Command -Name 'Disable-NetFirewallRule' -ErrorAction SilentlyContinue)) {
+        throw 'Disable-NetFirewallRule (NetSecurity module) is not available.'
+    }
+    Disable-NetFirewallRule -Name $Name -PolicyStore PersistentStore
+}
+
+function New-RrFirewallPortRule {
+    param(
+        [string]$Name,
+        [string]$DisplayName,
+        [int]$Port,
+        [string[]]$Profiles
+    )
+    if ($null -eq (Get-Command -Name 'New-NetFirewallRule' -ErrorAction SilentlyContinue)) {
+        throw 'New-NetFirewallRule (NetSecurity module) is not available.'
+    }
+    # One TCP port, for TermService only: the rule admits RDP and nothing else on that port.
+    New-NetFirewallRule -Name $Name -DisplayName $DisplayName -Direction Inbound -Action Allow -Protocol TCP -LocalPort ([string]$Port) -Service 'termservice' -Profile ($Profiles -join ',') -Enabled True -PolicyStore PersistentStore | Out-Null
+}
+
+function Export-RrFirewallPolicy {
+    param([string]$Path)
+    # The whole policy as a .wfw file, which `netsh advfirewall import` puts back.
+    return Invoke-RrNativeCommand -FilePath 'netsh.exe' -ArgumentList @('advfirewall', 'export', $Path)
 }
 
 # --- Machine identity and file system -----------------------------------------------------

@@ -3,8 +3,8 @@
 #
 # Action results, backups, the repair actions, the fix parameter checks, the manifest and
 # the fix driver, as docs/payload-contract.md describes them. Only the fix payload carries
-# this file; it comes after lib/Access.Read.ps1, lib/Access.Write.ps1 and lib/Facts.ps1 and
-# uses their functions and constants. Windows is reached only through the access layer, so
+# this file; it comes after lib/Access.Read.ps1, lib/Access.Handshake.ps1,
+# lib/Access.Write.ps1 and lib/Facts.ps1 and uses their functions and constants. Windows is reached only through the access layer, so
 # that a test double of it can drive everything here.
 # Windows PowerShell 5.1 syntax, Set-StrictMode -Version 3.0.
 # ---------------------------------------------------------------------------------------
@@ -25,6 +25,11 @@ $script:RrMachineKeysFolderDacl = 'D:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)'
 
 # Reruns with the same RunId keep every run's manifest: manifest.json, then manifest-2.json ...
 $script:RrManifestMaxRuns = 100
+
+# The built-in Remote Desktop User Mode rules enable-rdp-firewall-rules turns on for 3389
+# (TCP first); Shadow (remote control of a session) stays as it is.
+$script:RrRdpUserModeRules = @('RemoteDesktop-UserMode-In-TCP', 'RemoteDesktop-UserMode-In-UDP')
+$script:RrDefaultRdpPort = 3389
 
 $script:RrCertificateWaitSeconds = 30
 $script:RrServiceWaitSeconds = 60
@@ -258,6 +263,147 @@ function Invoke-RrEnableTls12Server {
 
     $Result['after'] = Get-RrTls12Values
     $Result['verified'] = ($Result['after']['tls12Server'] -eq 'enabled')
+    return $Result
+}
+
+# ---- enable-rdp-firewall-rules ---------------------------------------------------------------
+
+function ConvertTo-RrFirewallActionValues {
+    param(
+        [object]$State,
+        [int]$Port
+    )
+    # The built-in Remote Desktop rules' enabled state by name, whether the custom-port rule
+    # for this port exists, and whether the port is admitted. Unknown (the firewall could not
+    # be read) is null, never a guess.
+    $values = [ordered]@{}
+    if (-not [bool]$State.Readable) {
+        $values['customRule'] = $null
+        $values['portAdmitted'] = $null
+        return $values
+    }
+    foreach ($rule in @($State.RdpRules | Where-Object { [string]$_.Group -eq $script:RrRdpFirewallGroup })) {
+        $name = [string]$rule.Name
+        $values[$name] = ([bool]$rule.Enabled -or ($values.Contains($name) -and [bool]$values[$name]))
+    }
+    $custom = $script:RrCustomRulePrefix + $Port
+    $values['customRule'] = (@($State.RdpRules | Where-Object { [string]$_.Name -eq $custom }).Count -gt 0)
+    $values['portAdmitted'] = [bool]$State.PortAdmitted
+    return $values
+}
+
+function Get-RrRdpFirewallValues {
+    $port = Get-RrRdpPort
+    return (ConvertTo-RrFirewallActionValues -State (Read-RrFirewallState -Port $port) -Port $port)
+}
+
+function Get-RrFirewallChangePlan {
+    param(
+        [object]$State,
+        [int]$Port
+    )
+    # What the action changes, by rule name: only the built-in User Mode rules (never
+    # Shadow), or its own rule for a custom port. No rule's profiles or ports ever change.
+    $local = @($State.RdpRules | Where-Object { [string]$_.PolicyStore -eq 'Local' })
+    $enable = New-Object System.Collections.Generic.List[string]
+    $create = $false
+    $customName = $script:RrCustomRulePrefix + $Port
+    $builtInTcp = @($local | Where-Object { [string]$_.Group -eq $script:RrRdpFirewallGroup -and [string]$_.Name -eq $script:RrRdpUserModeRules[0] })
+    if ($Port -eq $script:RrDefaultRdpPort -and $builtInTcp.Count -gt 0) {
+        foreach ($name in $script:RrRdpUserModeRules) {
+            foreach ($rule in @($local | Where-Object { [string]$_.Group -eq $script:RrRdpFirewallGroup -and [string]$_.Name -eq $name -and -not [bool]$_.Enabled })) {
+                if (-not $enable.Contains([string]$rule.Name)) {
+                    $enable.Add([string]$rule.Name)
+                }
+            }
+        }
+    }
+    else {
+        # A custom port, or 3389 on a VM whose built-in TCP rule was deleted: the one rule
+        # of this tool's own, for TermService on that TCP port.
+        $existing = @($local | Where-Object { [string]$_.Name -eq $customName })
+        if ($existing.Count -eq 0) {
+            $create = $true
+        }
+        elseif (-not [bool]$existing[0].Enabled) {
+            $enable.Add($customName)
+        }
+    }
+    return [pscustomobject]@{ Enable = $enable.ToArray(); Create = $create; CustomName = $customName }
+}
+
+function Invoke-RrEnableRdpFirewallRules {
+    param(
+        [hashtable]$Context,
+        [System.Collections.IDictionary]$Result = (New-RrActionResult -Id 'enable-rdp-firewall-rules')
+    )
+    $port = Get-RrRdpPort
+    $state = Read-RrFirewallState -Port $port
+    $Result['before'] = ConvertTo-RrFirewallActionValues -State $state -Port $port
+    if (-not [bool]$state.Readable) {
+        return (Complete-RrRefused -Result $Result -Code 'firewall-unreadable' -Message 'The Windows Firewall could not be read (NetSecurity unavailable or the firewall service stopped); nothing was changed.')
+    }
+    if ([bool]$state.PortAdmitted) {
+        return (Complete-RrUnchanged -Context $Context -Result $Result)
+    }
+    if ([bool]$state.Gpo) {
+        return (Complete-RrRefused -Result $Result -Code 'gpo-enforced' -Message ('Group Policy manages the Windows Firewall; admit TCP ' + $port + ' in the GPO, a local rule would be overridden.'))
+    }
+    $plan = Get-RrFirewallChangePlan -State $state -Port $port
+    if (@($plan.Enable).Count -eq 0 -and -not $plan.Create) {
+        # The rules this action may touch are on: a Block rule, or a rule's profiles or ports,
+        # keep the port closed, and those are not this action's to change.
+        return (Complete-RrRefused -Result $Result -Code 'not-applicable' -Message ('The Remote Desktop rules are enabled, yet TCP ' + $port + ' is not admitted for ' + ($state.EnabledProfiles -join ', ') + ': a Block rule or the rules'' profiles or ports keep it closed.'))
+    }
+    if ($Context['DryRun']) {
+        $planned = Copy-RrValues -Values $Result['before']
+        foreach ($name in @($plan.Enable)) {
+            if ($planned.Contains($name)) {
+                $planned[$name] = $true
+            }
+        }
+        if ($plan.Create -or @($plan.Enable) -contains $plan.CustomName) {
+            $planned['customRule'] = $true
+        }
+        $planned['portAdmitted'] = $true
+        return (Complete-RrPlanned -Result $Result -Planned $planned)
+    }
+
+    # The whole policy first, as netsh exports it (restore: netsh advfirewall import), and a
+    # note of the rule states before, so that a person can put back only what changed.
+    $policyBackup = Get-RrBackupPath -Context $Context -FileName 'firewall.wfw'
+    if (-not [bool](Test-RrPath -Path $policyBackup)) {
+        Assert-RrNativeSuccess -NativeResult (Export-RrFirewallPolicy -Path $policyBackup) -What 'netsh advfirewall export'
+    }
+    $undo = New-Object System.Collections.Generic.List[string]
+    foreach ($name in @($plan.Enable)) {
+        $undo.Add('Disable-NetFirewallRule -Name ' + $name)
+    }
+    if ($plan.Create) {
+        $undo.Add('Remove-NetFirewallRule -Name ' + $plan.CustomName)
+    }
+    $note = [ordered]@{
+        port     = $port
+        before   = $Result['before']
+        enabled  = [string[]]@($plan.Enable)
+        created  = $(if ($plan.Create) { $plan.CustomName } else { $null })
+        undo     = $undo.ToArray()
+        undoAll  = 'netsh advfirewall import "' + $policyBackup + '"'
+    }
+    $noteFile = Write-RrBackupNote -Context $Context -FileName 'firewall-rules.json' -Note $note
+    $Result['backup'] = $policyBackup + ';' + $noteFile
+
+    $Result['changed'] = $true
+    foreach ($name in @($plan.Enable)) {
+        Enable-RrFirewallRule -Name $name | Out-Null
+    }
+    if ($plan.Create) {
+        New-RrFirewallPortRule -Name $plan.CustomName -DisplayName ('Remote Desktop - TCP ' + $port + ' (rdp-remediator)') -Port $port -Profiles $state.ActiveProfiles | Out-Null
+    }
+
+    $after = Read-RrFirewallState -Port $port
+    $Result['after'] = ConvertTo-RrFirewallActionValues -State $after -Port $port
+    $Result['verified'] = ([bool]$after.Readable -and [bool]$after.PortAdmitted)
     return $Result
 }
 
@@ -784,6 +930,7 @@ function Invoke-RrRestoreRdpSecurity {
 
 $script:RrActionHandlers = @{
     'enable-tls12-server'         = @{ Invoke = 'Invoke-RrEnableTls12Server'; Read = 'Get-RrTls12Values' }
+    'enable-rdp-firewall-rules'   = @{ Invoke = 'Invoke-RrEnableRdpFirewallRules'; Read = 'Get-RrRdpFirewallValues' }
     'repair-key-acl'              = @{ Invoke = 'Invoke-RrRepairKeyAcl'; Read = 'Get-RrKeyAclValues' }
     'remove-stale-cert-binding'   = @{ Invoke = 'Invoke-RrRemoveStaleCertBinding'; Read = 'Get-RrBindingValues' }
     'regenerate-self-signed-cert' = @{ Invoke = 'Invoke-RrRegenerateSelfSignedCert'; Read = 'Get-RrSelfSignedCertValues' }
@@ -982,7 +1129,7 @@ function Invoke-RrFix {
     }
 
     try {
-        $result['verify'] = Get-RrFacts
+        $result['verify'] = Get-RrFacts -ReadEvents $false
     }
     catch {
         Write-Verbose ('re-reading facts failed: ' + $_.Exception.Message)

@@ -3,10 +3,10 @@
 #
 # Shared constants and helpers, SDDL evaluation, the facts, the read-back of earlier fix
 # runs' manifests, the probe driver and the result line, as docs/payload-contract.md
-# describes them. Windows is reached only through the
-# functions of lib/Access.Read.ps1: nothing here changes the VM, so the probe payload,
-# which is lib/Access.Read.ps1 and this file, holds no code that could. The actions and the
-# fix driver are in lib/Actions.ps1, which only the fix payload carries.
+# describes them. Windows is reached only through the functions of the read half of the
+# access layer (lib/Access.Read.ps1, lib/Access.Handshake.ps1): nothing here changes the VM,
+# so the probe payload, which is those two and this file, holds no code that could. The
+# actions and the fix driver are in lib/Actions.ps1, which only the fix payload carries.
 # Windows PowerShell 5.1 syntax, Set-StrictMode -Version 3.0.
 # ---------------------------------------------------------------------------------------
 
@@ -24,6 +24,38 @@ $script:RrBrokerFeatureName = 'RDS-Connection-Broker'
 $script:RrTemplateOids = @('1.3.6.1.4.1.311.21.7', '1.3.6.1.4.1.311.20.2')
 # The RDP listener's key container (TSSecKeySet1) as a MachineKeys file name, before the MachineGuid.
 $script:RrKeyFilePrefix = 'f686aace6942fb7f7ceb231212eef4a4_'
+
+# The loopback handshake (lib/Access.Handshake.ps1). A healthy listener answers within
+# milliseconds, and one that takes seconds to finish TLS is the failure a user sees: 5 s per
+# stage tells a slow listener from a dead one without holding the probe long.
+$script:RrHandshakeTimeoutMilliseconds = 5000
+$script:RrLoopbackAddress = '127.0.0.1'
+# Right after TermService (re)starts the listener takes a moment to accept: a refused or
+# reset connection is tried twice more, 2 s apart, before it counts.
+$script:RrHandshakeRetries = 2
+$script:RrHandshakeRetrySeconds = 2
+
+# System-log evidence (playbook section 4.1). 72 hours covers a weekend of failed logons and
+# is still about this outage, not last month's. 100 events per provider are plenty to count
+# and date; the probe reports at most 12 ids.
+$script:RrEventHours = 72
+$script:RrEventsPerProvider = 100
+$script:RrEventItemsMax = 12
+$script:RrEventTextMaxLength = 120
+$script:RrEventSources = @(
+    @{ Source = 'Schannel'; Provider = 'Schannel'; Ids = [int[]]@(36870, 36871, 36874, 36886, 36888) }
+    @{ Source = 'RCM'; Provider = 'Microsoft-Windows-TerminalServices-RemoteConnectionManager'; Ids = [int[]]@(1050, 1051, 1055, 1057, 1058, 1059, 1065) }
+    @{ Source = 'TermDD'; Provider = 'TermDD'; Ids = [int[]]@(56) }
+)
+
+# Windows Firewall. The built-in Remote Desktop group by its language-neutral name (the
+# display name is localized), and the name prefix of the one rule the fix adds for a custom
+# PortNumber (<prefix><port>).
+$script:RrRdpFirewallGroup = '@FirewallAPI.dll,-28752'
+$script:RrCustomRulePrefix = 'RdpRemediator-RDP-TCP-'
+$script:RrFirewallPolicyKey = 'HKLM\SOFTWARE\Policies\Microsoft\WindowsFirewall'
+$script:RrFirewallProfiles = @('Domain', 'Private', 'Public')
+$script:RrRdpRulesMax = 6
 
 # Run Command keeps the last 4,096 bytes of stdout, and the console ends the line with CRLF.
 $script:RrResultLineMaxBytes = 4096 - 2
@@ -503,6 +535,11 @@ function Test-RrListening {
     }
 }
 
+function Get-RrLanAdapter {
+    # 0 (the default) listens on every adapter; any other value binds the listener to one.
+    return (Get-RrDwordSetting -Path $script:RrRdpTcpKey -Name 'LanAdapter' -Default 0 -Minimum 0 -Maximum ([int]::MaxValue))
+}
+
 function Get-RrRdpFacts {
     $security = Get-RrRdpSecuritySettings
     $port = Get-RrRdpPort
@@ -512,6 +549,7 @@ function Get-RrRdpFacts {
         minEncryptionLevel  = Get-RrDwordSetting -Path $script:RrRdpTcpKey -Name 'MinEncryptionLevel' -Default 2 -Minimum 1 -Maximum 4
         portNumber          = [int]$port
         listening           = Test-RrListening -Port $port
+        lanAdapter          = [int](Get-RrLanAdapter)
         fDenyTSConnections  = Get-RrFlagSetting -Path $script:RrTerminalServerKey -Name 'fDenyTSConnections' -Default 0
     }
 }
@@ -627,18 +665,435 @@ function Test-RrBrokerInstalled {
     }
 }
 
+# ---- The loopback RDP handshake ------------------------------------------------------------
+
+function Test-RrHandshakeRetryable {
+    param([object]$Attempt)
+    # Refused or reset: a listener that is still coming up. Anything else is its answer.
+    $reason = [string](Get-RrPropertyValue -InputObject $Attempt -Name 'Error')
+    return ($reason -eq 'refused' -or $reason -eq 'reset')
+}
+
+function Invoke-RrHandshakeAttempt {
+    param(
+        [string]$Address,
+        [int]$Port
+    )
+    $attempt = $null
+    for ($try = 0; $try -le $script:RrHandshakeRetries; $try++) {
+        if ($try -gt 0) {
+            Start-RrSleep -Seconds $script:RrHandshakeRetrySeconds | Out-Null
+        }
+        $answers = @(Test-RrRdpHandshake -Address $Address -Port $Port -TimeoutMilliseconds $script:RrHandshakeTimeoutMilliseconds)
+        if ($answers.Count -ne 1 -or $null -eq $answers[0]) {
+            throw ('Test-RrRdpHandshake gave ' + $answers.Count + ' answers for ' + $Address + ':' + $Port + ', not one')
+        }
+        $attempt = $answers[0]
+        if (-not (Test-RrHandshakeRetryable -Attempt $attempt)) {
+            break
+        }
+    }
+    return $attempt
+}
+
+function ConvertTo-RrNullableMilliseconds {
+    param([object]$Value)
+    $number = ConvertTo-RrNullableInt -Value $Value
+    if ($null -eq $number) {
+        return $null
+    }
+    return [int][Math]::Max([int64]0, [Math]::Min([int64][int]::MaxValue, $number))
+}
+
+function Get-RrServedCertificateKind {
+    param(
+        [string]$Thumbprint,
+        [string]$BindingHash,
+        [string[]]$StoreThumbprints
+    )
+    # Which configured certificate the listener served: null when it served none.
+    if ([string]::IsNullOrEmpty($Thumbprint)) {
+        return $null
+    }
+    if (-not [string]::IsNullOrEmpty($BindingHash) -and $Thumbprint -ceq $BindingHash) {
+        return 'binding'
+    }
+    if ($StoreThumbprints -ccontains $Thumbprint) {
+        return 'remote-desktop'
+    }
+    return 'other'
+}
+
+function ConvertTo-RrHandshakeAttemptFact {
+    param(
+        [object]$Attempt,
+        [string]$Address,
+        [int]$Port,
+        [string]$BindingHash,
+        [string[]]$StoreThumbprints
+    )
+    # An answer the contract cannot carry is the check failing, not a fact: the caller reports
+    # handshake null then.
+    $stage = [string](Get-RrPropertyValue -InputObject $Attempt -Name 'Stage')
+    if (@('connect', 'negotiate', 'tls', 'done') -cnotcontains $stage) {
+        throw ('unexpected handshake stage: ' + $stage)
+    }
+    $reason = Get-RrPropertyValue -InputObject $Attempt -Name 'Error'
+    if ($null -ne $reason) {
+        $reason = [string]$reason
+        if (@('refused', 'timeout', 'reset', 'protocol', 'negotiation-failure', 'tls') -cnotcontains $reason) {
+            throw ('unexpected handshake error: ' + $reason)
+        }
+    }
+    $thumb = ConvertTo-RrHex -Value (Get-RrPropertyValue -InputObject $Attempt -Name 'CertificateThumbprint')
+    if ([string]::IsNullOrEmpty($thumb)) {
+        $thumb = $null
+    }
+    $cert = $null
+    $notAfter = Get-RrPropertyValue -InputObject $Attempt -Name 'CertificateNotAfter'
+    if ($null -ne $thumb -and $thumb -cmatch '^[0-9A-F]{40}$' -and $null -ne $notAfter) {
+        $cert = [ordered]@{ thumb = $thumb; notAfter = Format-RrDate -Date ([datetime]$notAfter) }
+    }
+    $failureCode = ConvertTo-RrNullableInt -Value (Get-RrPropertyValue -InputObject $Attempt -Name 'FailureCode')
+    $selectedProtocol = ConvertTo-RrNullableInt -Value (Get-RrPropertyValue -InputObject $Attempt -Name 'SelectedProtocol')
+    $tlsVersion = Get-RrPropertyValue -InputObject $Attempt -Name 'TlsVersion'
+    $cipher = Get-RrPropertyValue -InputObject $Attempt -Name 'Cipher'
+    $detail = Get-RrPropertyValue -InputObject $Attempt -Name 'Message'
+    if ($null -ne $tlsVersion) {
+        $tlsVersion = Limit-RrText -Text ([string]$tlsVersion) -MaxLength 16
+    }
+    if ($null -ne $cipher) {
+        $cipher = Limit-RrText -Text ([string]$cipher) -MaxLength 64
+    }
+    if ($null -ne $detail) {
+        $detail = Limit-RrText -Text ([string]$detail) -MaxLength 200
+    }
+    return [ordered]@{
+        # Where the probe connected: the answer's own Address and Port only echo them.
+        address          = $Address
+        port             = $Port
+        stage            = $stage
+        error            = $reason
+        failureCode      = $failureCode
+        selectedProtocol = $selectedProtocol
+        tlsVersion       = $tlsVersion
+        cipher           = $cipher
+        cert             = $cert
+        servedCert       = Get-RrServedCertificateKind -Thumbprint $thumb -BindingHash $BindingHash -StoreThumbprints $StoreThumbprints
+        ms               = [ordered]@{
+            connect   = ConvertTo-RrNullableMilliseconds -Value (Get-RrPropertyValue -InputObject $Attempt -Name 'ConnectMs')
+            negotiate = ConvertTo-RrNullableMilliseconds -Value (Get-RrPropertyValue -InputObject $Attempt -Name 'NegotiateMs')
+            tls       = ConvertTo-RrNullableMilliseconds -Value (Get-RrPropertyValue -InputObject $Attempt -Name 'TlsMs')
+        }
+        detail           = $detail
+    }
+}
+
+function Get-RrHandshakeFacts {
+    param(
+        [int]$Port,
+        [int]$LanAdapter,
+        [string]$BindingHash
+    )
+    # What an RDP client meets up to TLS, on loopback and, for a listener bound to one adapter
+    # (which does not accept on loopback), on that adapter's address. The check failing is
+    # not a probe failure: handshake is null then.
+    try {
+        $addresses = New-Object System.Collections.Generic.List[string]
+        $addresses.Add($script:RrLoopbackAddress)
+        if ($LanAdapter -ne 0) {
+            $primary = Get-RrPrimaryIPv4Address
+            if (-not [string]::IsNullOrEmpty($primary) -and $primary -ne $script:RrLoopbackAddress) {
+                $addresses.Add([string]$primary)
+            }
+        }
+        $storeThumbprints = New-Object System.Collections.Generic.List[string]
+        foreach ($certificate in @(Get-RrCertificate -StoreName $script:RrRdpStoreName)) {
+            $storeThumbprints.Add(([string]$certificate.Thumbprint).ToUpperInvariant())
+        }
+        $attempts = New-Object System.Collections.Generic.List[object]
+        foreach ($address in $addresses) {
+            $attempt = Invoke-RrHandshakeAttempt -Address $address -Port $Port
+            $attempts.Add((ConvertTo-RrHandshakeAttemptFact -Attempt $attempt -Address $address -Port $Port -BindingHash $BindingHash -StoreThumbprints $storeThumbprints.ToArray()))
+        }
+        return [ordered]@{ attempts = $attempts.ToArray() }
+    }
+    catch {
+        Write-Verbose ('loopback handshake check failed: ' + $_.Exception.Message)
+        return $null
+    }
+}
+
+# ---- System-log evidence -------------------------------------------------------------------
+
+function Get-RrFirstLine {
+    param([string]$Text)
+    foreach ($line in ([string]$Text -split "`r?`n")) {
+        if ($line.Trim() -ne '') {
+            return $line.Trim()
+        }
+    }
+    return ''
+}
+
+function Get-RrEventFacts {
+    # The cause-naming events of the last hours, one item per source and id: how many, when
+    # the newest was, and its text. null when the log cannot be read.
+    $start = (ConvertTo-RrUtc -Date (Get-RrNow)).AddHours(-$script:RrEventHours)
+    $groups = [ordered]@{}
+    try {
+        for ($order = 0; $order -lt $script:RrEventSources.Count; $order++) {
+            $source = $script:RrEventSources[$order]
+            foreach ($record in @(Get-RrSystemEvents -ProviderName $source['Provider'] -Ids $source['Ids'] -StartTime $start -MaxEvents $script:RrEventsPerProvider)) {
+                $id = [int]$record.Id
+                if ($source['Ids'] -notcontains $id) {
+                    continue
+                }
+                $time = ConvertTo-RrUtc -Date ([datetime]$record.TimeCreated)
+                $key = $source['Source'] + ':' + $id
+                if (-not $groups.Contains($key)) {
+                    $groups[$key] = @{ Source = $source['Source']; Order = $order; Id = $id; Count = 0; Last = $time; Message = [string]$record.Message }
+                }
+                $group = $groups[$key]
+                $group['Count'] = $group['Count'] + 1
+                if ($time -gt $group['Last']) {
+                    $group['Last'] = $time
+                    $group['Message'] = [string]$record.Message
+                }
+            }
+        }
+    }
+    catch {
+        Write-Verbose ('System log unreadable: ' + $_.Exception.Message)
+        return $null
+    }
+    # Newest first; equal times in the order of the sources, then by id, so a read gives one answer.
+    $sorted = @($groups.Values | Sort-Object -Property @{ Expression = { $_['Last'] }; Descending = $true }, @{ Expression = { $_['Order'] }; Ascending = $true }, @{ Expression = { $_['Id'] }; Ascending = $true })
+    $items = New-Object System.Collections.Generic.List[object]
+    foreach ($group in $sorted) {
+        if ($items.Count -ge $script:RrEventItemsMax) {
+            break
+        }
+        $items.Add([ordered]@{
+                source = $group['Source']
+                id     = $group['Id']
+                count  = $group['Count']
+                last   = Format-RrDate -Date $group['Last']
+                text   = Limit-RrText -Text (Get-RrFirstLine -Text $group['Message']) -MaxLength $script:RrEventTextMaxLength
+            })
+    }
+    return [ordered]@{ hours = $script:RrEventHours; items = $items.ToArray() }
+}
+
+# ---- Windows Firewall ----------------------------------------------------------------------
+
+function Test-RrFirewallPortMatch {
+    param(
+        [string[]]$LocalPorts,
+        [int]$Port
+    )
+    # 'Any', the port itself, or a range 'a-b' around it; keywords (RPC, IPHTTPSIn, ...) never.
+    foreach ($entry in @($LocalPorts)) {
+        $text = ([string]$entry).Trim()
+        if ($text -eq 'Any' -or $text -eq [string]$Port) {
+            return $true
+        }
+        if ($text -match '^([0-9]+)-([0-9]+)$' -and [int64]$Matches[1] -le $Port -and $Port -le [int64]$Matches[2]) {
+            return $true
+        }
+    }
+    return $false
+}
+
+function Test-RrFirewallRuleApplies {
+    param(
+        [object]$Rule,
+        [string]$Action,
+        [int]$Port,
+        [string]$ProfileName
+    )
+    # An enabled rule of that action for TCP on the port, in that profile. A rule scoped to
+    # another service does not see TermService's traffic.
+    $service = Get-RrPropertyValue -InputObject $Rule -Name 'Service'
+    $protocol = [string]$Rule.Protocol
+    return ([bool]$Rule.Enabled -and
+        [string]$Rule.Action -eq $Action -and
+        ($protocol -eq 'TCP' -or $protocol -eq 'Any') -and
+        (Test-RrFirewallPortMatch -LocalPorts @($Rule.LocalPorts) -Port $Port) -and
+        @($Rule.Profiles) -contains $ProfileName -and
+        ($null -eq $service -or [string]$service -eq '' -or [string]$service -eq 'termservice'))
+}
+
+function Test-RrFirewallAdmits {
+    param(
+        [object[]]$Rules,
+        [int]$Port,
+        [string[]]$Profiles
+    )
+    # Every profile where the firewall is on needs an Allow rule and no Block rule for the
+    # port: Block wins in Windows Firewall. No such profile: nothing is filtered.
+    foreach ($profileName in @($Profiles)) {
+        $allowed = $false
+        foreach ($rule in @($Rules)) {
+            if (Test-RrFirewallRuleApplies -Rule $rule -Action 'Block' -Port $Port -ProfileName $profileName) {
+                return $false
+            }
+            if (Test-RrFirewallRuleApplies -Rule $rule -Action 'Allow' -Port $Port -ProfileName $profileName) {
+                $allowed = $true
+            }
+        }
+        if (-not $allowed) {
+            return $false
+        }
+    }
+    return $true
+}
+
+function Test-RrRdpFirewallRule {
+    param([object]$Rule)
+    # The built-in Remote Desktop group, or a rule the fix added for a custom port.
+    return ([string]$Rule.Group -eq $script:RrRdpFirewallGroup -or [string]$Rule.Name -like ($script:RrCustomRulePrefix + '*'))
+}
+
+function Read-RrFirewallState {
+    param([int]$Port)
+    # The firewall as the facts and the firewall action see it: the profiles of the connected
+    # networks, which of them filter, every inbound rule, and whether TCP Port gets through.
+    $categoriesKnown = $true
+    $categories = @()
+    try {
+        $categories = @(Get-RrNetworkCategories)
+    }
+    catch {
+        Write-Verbose ('network categories unreadable: ' + $_.Exception.Message)
+        $categoriesKnown = $false
+    }
+    $active = New-Object System.Collections.Generic.List[string]
+    foreach ($name in $script:RrFirewallProfiles) {
+        $category = $name
+        if ($name -eq 'Domain') {
+            $category = 'DomainAuthenticated'
+        }
+        if (@($categories | Where-Object { [string]$_ -eq $category }).Count -gt 0) {
+            $active.Add($name)
+        }
+    }
+    $readable = $true
+    $profiles = $null
+    $rules = @()
+    try {
+        $profiles = @(Get-RrFirewallProfiles)
+        $rules = @(Get-RrFirewallRules -Direction 'Inbound')
+    }
+    catch {
+        Write-Verbose ('Windows Firewall unreadable: ' + $_.Exception.Message)
+        $readable = $false
+    }
+    # A network Windows has not placed counts as Public (its default, and an Azure VM's);
+    # with neither the networks nor the firewall readable, nothing is known.
+    if ($active.Count -eq 0 -and ($categoriesKnown -or $readable)) {
+        $active.Add('Public')
+    }
+    $enabled = New-Object System.Collections.Generic.List[string]
+    if ($null -ne $profiles) {
+        foreach ($name in $active) {
+            if (@($profiles | Where-Object { [string]$_.Name -eq $name -and [bool]$_.Enabled }).Count -gt 0) {
+                $enabled.Add($name)
+            }
+        }
+    }
+    $rdpRules = @($rules | Where-Object { Test-RrRdpFirewallRule -Rule $_ })
+    $admitted = $true
+    if ($readable) {
+        $admitted = [bool](Test-RrFirewallAdmits -Rules $rules -Port $Port -Profiles $enabled.ToArray())
+    }
+    $gpo = [bool](Test-RrRegistryKey -Path $script:RrFirewallPolicyKey) -or @($rdpRules | Where-Object { [string]$_.PolicyStore -eq 'GroupPolicy' }).Count -gt 0
+    return [pscustomobject]@{
+        Readable        = $readable
+        ActiveProfiles  = $active.ToArray()
+        EnabledProfiles = $enabled.ToArray()
+        Rules           = $rules
+        RdpRules        = $rdpRules
+        PortAdmitted    = $admitted
+        Gpo             = $gpo
+    }
+}
+
+function ConvertTo-RrFirewallRuleFact {
+    param([object]$Rule)
+    $ports = New-Object System.Collections.Generic.List[string]
+    foreach ($entry in @($Rule.LocalPorts)) {
+        if ($ports.Count -lt 8) {
+            $ports.Add((Limit-RrText -Text ([string]$entry) -MaxLength 16))
+        }
+    }
+    $profiles = New-Object System.Collections.Generic.List[string]
+    foreach ($name in $script:RrFirewallProfiles) {
+        if (@($Rule.Profiles) -contains $name) {
+            $profiles.Add($name)
+        }
+    }
+    $store = 'local'
+    if ([string]$Rule.PolicyStore -eq 'GroupPolicy') {
+        $store = 'gpo'
+    }
+    return [ordered]@{
+        name       = Limit-RrText -Text ([string]$Rule.Name) -MaxLength 128
+        enabled    = [bool]$Rule.Enabled
+        profiles   = $profiles.ToArray()
+        protocol   = Limit-RrText -Text ([string]$Rule.Protocol) -MaxLength 8
+        localPorts = $ports.ToArray()
+        store      = $store
+    }
+}
+
+function Get-RrFirewallFacts {
+    param([int]$Port)
+    $state = Read-RrFirewallState -Port $Port
+    # The built-in rules first, then the custom-port rule for this port, then any other.
+    $custom = $script:RrCustomRulePrefix + $Port
+    $ordered = @(@($state.RdpRules | Where-Object { [string]$_.Group -eq $script:RrRdpFirewallGroup }) +
+        @($state.RdpRules | Where-Object { [string]$_.Group -ne $script:RrRdpFirewallGroup -and [string]$_.Name -eq $custom }) +
+        @($state.RdpRules | Where-Object { [string]$_.Group -ne $script:RrRdpFirewallGroup -and [string]$_.Name -ne $custom }))
+    $rules = New-Object System.Collections.Generic.List[object]
+    foreach ($rule in $ordered) {
+        if ($rules.Count -ge $script:RrRdpRulesMax) {
+            break
+        }
+        $rules.Add((ConvertTo-RrFirewallRuleFact -Rule $rule))
+    }
+    return [ordered]@{
+        readable        = [bool]$state.Readable
+        activeProfiles  = [string[]]$state.ActiveProfiles
+        enabledProfiles = [string[]]$state.EnabledProfiles
+        rdpRules        = $rules.ToArray()
+        portAdmitted    = [bool]$state.PortAdmitted
+        gpo             = [bool]$state.Gpo
+    }
+}
+
 function Get-RrFacts {
+    param(
+        # The fix's re-read passes $false: the events of the last hours tell what went wrong
+        # before, not what the fix did, and the result line needs the room for the actions.
+        [bool]$ReadEvents = $true
+    )
     $tsSetting = Read-RrTsGeneralSetting
+    $cert = Get-RrCertFacts -TsSetting $tsSetting
+    $rdp = Get-RrRdpFacts
     return [ordered]@{
         os          = Get-RrOsFacts
-        cert        = Get-RrCertFacts -TsSetting $tsSetting
+        cert        = $cert
         keys        = Get-RrKeyFacts
-        rdp         = Get-RrRdpFacts
+        rdp         = $rdp
         policy      = Get-RrPolicyFacts -TsSetting $tsSetting
         tls12Server = Get-RrTls12ServerState
         services    = Get-RrServiceFacts
         domain      = Get-RrDomainFacts
         rdcb        = Test-RrBrokerInstalled
+        handshake   = Get-RrHandshakeFacts -Port $rdp['portNumber'] -LanAdapter $rdp['lanAdapter'] -BindingHash $cert['binding']['hash']
+        events      = $(if ($ReadEvents) { Get-RrEventFacts } else { $null })
+        firewall    = Get-RrFirewallFacts -Port $rdp['portNumber']
     }
 }
 
@@ -941,19 +1396,31 @@ function Get-RrUtf8Length {
 # none of those is ever dropped or changed, and verify is never dropped (judgeFix would take
 # a missing re-read for a VM that could not be read). The same holds for the actions of
 # earlier runs that a probe reads back (previous.runs[].actions; their sequence, the run
-# count and the unreadable count stay too): "the actions" below means both. Display text
-# goes in stages, each applied only while the line is still too long; when nothing
-# display-only is left to shorten, the result is replaced by an explicit result-too-large
-# failure.
+# count and the unreadable count stay too): "the actions" below means both. Of the
+# handshake, only each attempt's detail and cipher are display text (stage, error,
+# failureCode, selectedProtocol, servedCert, cert and the rest stay); of the events, each
+# item's text, and as a last resort the older items (their ids, counts and times are evidence
+# for people, not decisions); the firewall facts stay whole. Display text goes in stages,
+# each applied only while the line is still too long; when nothing display-only is left to
+# shorten, the result is replaced by an explicit result-too-large failure.
 #   1. SDDL text in the facts (keys.fileSddl, keys.folderSddl) beyond 64 characters
 #   2. string values in the actions' before / after beyond 64 characters
 #   3. error messages (the actions' and the payload's) beyond 80 characters
 #   4. the OS caption beyond 32 characters, and an action's backup list beyond 128
-#   5. SDDL text and before / after strings beyond 16 characters
-#   6. error messages beyond 40 characters
-#   7. SDDL text, before / after strings and error messages cut to '...' (the manifest has them)
-#   8. before / after of earlier runs' actions emptied ({}): the manifests on the VM keep them
-$script:RrResultLineStages = 8
+#   5. handshake details beyond 64 characters, ciphers beyond 32, event texts beyond 48
+#   6. SDDL text and before / after strings beyond 16 characters
+#   7. error messages beyond 40 characters
+#   8. handshake details, ciphers and event texts beyond 16 characters
+#   9. SDDL text, before / after strings, error messages, handshake details, ciphers, event
+#      texts and the OS caption cut to '...' (the manifest has the actions' text)
+#  10. the fix's own actions: before / after emptied ({}) and backup cut to '...' (the
+#      manifest in backupDir keeps them; verify holds the state now)
+#  11. before / after of earlier runs' actions emptied ({}): the manifests on the VM keep them
+#  12. only the newest 4 event items kept
+#  13. no event item kept (items []): the last display text there is. A fix's verify needs
+#      none (the probe before it carried them), and a probe without them still decides
+$script:RrResultLineStages = 13
+$script:RrResultLineEventItemsKept = 4
 
 function Limit-RrValueText {
     param(
@@ -1033,6 +1500,29 @@ function Limit-RrErrorText {
     }
 }
 
+function Limit-RrEvidenceText {
+    param(
+        [object]$Facts,
+        [int]$DetailMaxLength,
+        [int]$CipherMaxLength,
+        [int]$TextMaxLength
+    )
+    # The handshake attempts' detail and cipher and the event items' text; null stays null.
+    $handshake = Get-RrPropertyValue -InputObject $Facts -Name 'handshake'
+    foreach ($attempt in @(Get-RrPropertyValue -InputObject $handshake -Name 'attempts')) {
+        if ($attempt -is [System.Collections.IDictionary]) {
+            Limit-RrValueText -Values $attempt -Names @('detail') -MaxLength $DetailMaxLength
+            Limit-RrValueText -Values $attempt -Names @('cipher') -MaxLength $CipherMaxLength
+        }
+    }
+    $events = Get-RrPropertyValue -InputObject $Facts -Name 'events'
+    foreach ($item in @(Get-RrPropertyValue -InputObject $events -Name 'items')) {
+        if ($item -is [System.Collections.IDictionary]) {
+            Limit-RrValueText -Values $item -Names @('text') -MaxLength $TextMaxLength
+        }
+    }
+}
+
 function Limit-RrResultDetail {
     param(
         [System.Collections.IDictionary]$Result,
@@ -1057,26 +1547,50 @@ function Limit-RrResultDetail {
                 Limit-RrValueText -Values $action -Names @('backup') -MaxLength 128
             }
         }
-        5 {
+        5 { Limit-RrEvidenceText -Facts $facts -DetailMaxLength 64 -CipherMaxLength 32 -TextMaxLength 48 }
+        6 {
             Limit-RrValueText -Values $keys -Names @('fileSddl', 'folderSddl') -MaxLength 16
             foreach ($action in $actions) {
                 Limit-RrValueText -Values $action['before'] -Names @() -MaxLength 16
                 Limit-RrValueText -Values $action['after'] -Names @() -MaxLength 16
             }
         }
-        6 { Limit-RrErrorText -Result $Result -MaxLength 40 }
-        7 {
+        7 { Limit-RrErrorText -Result $Result -MaxLength 40 }
+        8 { Limit-RrEvidenceText -Facts $facts -DetailMaxLength 16 -CipherMaxLength 16 -TextMaxLength 16 }
+        9 {
             Limit-RrValueText -Values $keys -Names @('fileSddl', 'folderSddl') -MaxLength 3
             foreach ($action in $actions) {
                 Limit-RrValueText -Values $action['before'] -Names @() -MaxLength 3
                 Limit-RrValueText -Values $action['after'] -Names @() -MaxLength 3
             }
             Limit-RrErrorText -Result $Result -MaxLength 3
+            Limit-RrEvidenceText -Facts $facts -DetailMaxLength 3 -CipherMaxLength 3 -TextMaxLength 3
+            Limit-RrValueText -Values (Get-RrPropertyValue -InputObject $facts -Name 'os') -Names @('caption') -MaxLength 3
         }
-        8 {
+        10 {
+            foreach ($action in (Get-RrResultActions -Result $Result)) {
+                $action['before'] = [ordered]@{}
+                $action['after'] = [ordered]@{}
+                Limit-RrValueText -Values $action -Names @('backup') -MaxLength 3
+            }
+        }
+        11 {
             foreach ($action in (Get-RrPreviousActions -Result $Result)) {
                 $action['before'] = [ordered]@{}
                 $action['after'] = [ordered]@{}
+            }
+        }
+        12 {
+            $events = Get-RrPropertyValue -InputObject $facts -Name 'events'
+            if ($events -is [System.Collections.IDictionary] -and $events.Contains('items')) {
+                # The items are newest first: the newest stay.
+                $events['items'] = [object[]]@(@($events['items']) | Select-Object -First $script:RrResultLineEventItemsKept)
+            }
+        }
+        13 {
+            $events = Get-RrPropertyValue -InputObject $facts -Name 'events'
+            if ($events -is [System.Collections.IDictionary] -and $events.Contains('items')) {
+                $events['items'] = [object[]]@()
             }
         }
     }

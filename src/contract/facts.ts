@@ -188,7 +188,11 @@ export const ProbeFactsSchema = z.object({
   rdcb: z.boolean(),
   /** The loopback RDP handshake (1 or 2 attempts); null when the check itself could not run. */
   handshake: z.object({ attempts: z.array(HandshakeAttemptSchema).min(1).max(2) }).nullable(),
-  /** Cause-naming System-log events of the last `hours` (at most 12 ids, newest first); null when the log could not be read. */
+  /**
+   * Cause-naming System-log events of the last `hours` (at most 12 ids, newest first); null when
+   * the log could not be read, and always in a fix's re-read (`verify`): events tell what went
+   * wrong before, not what the fix did.
+   */
   events: z.object({ hours: z.number().int().min(1), items: z.array(EventEvidenceSchema).max(12) }).nullable(),
   firewall: FirewallFactsSchema,
 });

@@ -20,6 +20,14 @@ Describe 'an action that throws half-way reports the state read back: <Id>' -For
         Planned = [ordered]@{ tls12Server = 'enabled' }
     }
     @{
+        Id = 'enable-rdp-firewall-rules'; ThrowAt = 5
+        Setup = { param($s) foreach ($rule in $s['firewall']['rules']) { if ($rule['name'] -like 'RemoteDesktop-UserMode-In-*') { $rule['enabled'] = $false } } }
+        # The policy export (write 2) and the note (write 3) worked, the TCP rule was enabled
+        # (write 4), enabling the UDP rule failed (write 5).
+        Expected = { [ordered]@{ 'RemoteDesktop-UserMode-In-TCP' = $true; 'RemoteDesktop-UserMode-In-UDP' = $false; 'RemoteDesktop-Shadow-In-TCP' = $false; customRule = $false; portAdmitted = $true } }
+        Planned = [ordered]@{ 'RemoteDesktop-UserMode-In-TCP' = $true; 'RemoteDesktop-UserMode-In-UDP' = $true; 'RemoteDesktop-Shadow-In-TCP' = $false; customRule = $false; portAdmitted = $true }
+    }
+    @{
         Id = 'repair-key-acl'; ThrowAt = 4
         Setup = {
             param($s)

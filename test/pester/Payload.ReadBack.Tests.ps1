@@ -15,6 +15,18 @@ BeforeAll {
         $line = ConvertTo-RrResultLine -Result $result -MaxBytes $MaxBytes
         return [pscustomobject]@{ Line = $line; Bytes = [System.Text.Encoding]::UTF8.GetByteCount($line); Json = (ConvertFrom-Json -InputObject $line -AsHashtable) }
     }
+
+    function ConvertTo-RrTestFactsDecisionView {
+        param([object]$Facts)
+        # ConvertTo-RrTestDecisionView, and without the evidence text the guard may shorten too:
+        # the handshake attempts' detail and cipher, and the event items.
+        $copy = ConvertFrom-Json -InputObject (ConvertTo-Json -InputObject $Facts -Depth 10 -Compress) -AsHashtable
+        if ($null -ne $copy['handshake']) {
+            foreach ($attempt in $copy['handshake']['attempts']) { $attempt['detail'] = '<display>'; $attempt['cipher'] = '<display>' }
+        }
+        if ($null -ne $copy['events']) { $copy['events']['items'] = '<display>' }
+        return (ConvertTo-RrTestDecisionView -Facts $copy)
+    }
 }
 
 Describe 'ConvertFrom-RrJsonText' {
@@ -148,14 +160,15 @@ Describe 'the size guard on a read-back line' {
         }
         @(& $decisions $line.Json['previous']) | Should -Be @(& $decisions $full.Json['previous'])
         $line.Json['previous']['unreadable'] | Should -Be $full.Json['previous']['unreadable']
-        (ConvertTo-RrTestDecisionView -Facts $line.Json['facts']) | Should -BeExactly (ConvertTo-RrTestDecisionView -Facts $full.Json['facts'])
+        (ConvertTo-RrTestFactsDecisionView -Facts $line.Json['facts']) | Should -BeExactly (ConvertTo-RrTestFactsDecisionView -Facts $full.Json['facts'])
     }
 
-    It 'empties before / after of earlier runs only as the last stage' {
-        # 4,875 bytes in full; under 3,500 only with the earlier runs' before / after emptied.
-        $tight = Invoke-RrTestProbe -MaxBytes 3500
+    It 'empties before / after of earlier runs only after every text is cut' {
+        # 5,803 bytes in full, 4,891 with every display text cut to '...'; under 4,500 only with
+        # the earlier runs' before / after emptied.
+        $tight = Invoke-RrTestProbe -MaxBytes 4500
         $tight.Json['ok'] | Should -BeTrue
-        $tight.Bytes | Should -BeLessOrEqual 3500
+        $tight.Bytes | Should -BeLessOrEqual 4500
         @($tight.Json['previous']['runs'][0]['actions'] | Where-Object { $_['before'].Count -gt 0 }).Count | Should -Be 0
         @($tight.Json['previous']['runs'] | ForEach-Object { @($_['actions']).Count }) | Should -Be @(4, 4, 4, 4)
     }

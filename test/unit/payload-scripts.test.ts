@@ -56,10 +56,14 @@ const sourceNames = sources.map((source) => source.name);
 
 /** The libraries, as scripts/lib names. */
 const ACCESS_READ = 'scripts/lib/Access.Read.ps1';
+/** The loopback RDP handshake: a read part of the access layer in a file of its own, carried by both payloads. */
+const ACCESS_HANDSHAKE = 'scripts/lib/Access.Handshake.ps1';
 const ACCESS_WRITE = 'scripts/lib/Access.Write.ps1';
 const FACTS = 'scripts/lib/Facts.ps1';
 const ACTIONS = 'scripts/lib/Actions.ps1';
-const LIBRARIES = [ACCESS_READ, ACCESS_WRITE, FACTS, ACTIONS] as const;
+const LIBRARIES = [ACCESS_READ, ACCESS_HANDSHAKE, ACCESS_WRITE, FACTS, ACTIONS] as const;
+/** The one function of Access.Handshake.ps1 that other code may call (and a double replaces). */
+const HANDSHAKE_FUNCTION = 'Test-RrRdpHandshake';
 
 function fileText(name: string): string {
   const source = files.find((candidate) => candidate.name === name);
@@ -235,7 +239,9 @@ function namedValue(command: PsCommand, parameter: string): PsArgument | undefin
 
 const lowerNames = (functions: readonly PsFunction[]): Set<string> => new Set(functions.map((fn) => fn.name.toLowerCase()));
 const definedIn = (...names: string[]): PsFunction[] => names.flatMap((name) => ast(name).functions);
-const accessFunctions = (): PsFunction[] => definedIn(ACCESS_READ, ACCESS_WRITE);
+const accessFunctions = (): PsFunction[] => definedIn(ACCESS_READ, ACCESS_HANDSHAKE, ACCESS_WRITE);
+/** Access.Handshake.ps1's helpers: called by Test-RrRdpHandshake only, never by other code (a double does not define them). */
+const handshakeInternals = (): Set<string> => new Set([...lowerNames(definedIn(ACCESS_HANDSHAKE))].filter((name) => name !== HANDSHAKE_FUNCTION.toLowerCase()));
 const logicFunctions = (): PsFunction[] => definedIn(FACTS, ACTIONS);
 const where = (name: string, line: number, text = ''): string => `${name} line ${String(line)}${text === '' ? '' : `: ${text.slice(0, 100)}`}`;
 const isSwitchParameter = (parameter: PsParameter): boolean => /^(switch|System\.Management\.Automation\.SwitchParameter)$/i.test(parameter.type ?? '');
@@ -306,12 +312,12 @@ const HOSTILE_VALUES = [
 // ---- Tests -----------------------------------------------------------------------------------
 
 describe('payload scripts', () => {
-  it('finds the entry scripts and the four libraries, and composes each payload from its own', () => {
+  it('finds the entry scripts and the five libraries, and composes each payload from its own', () => {
     const names = files.map((source) => source.name);
     expect(names).toEqual(expect.arrayContaining(['scripts/probe.ps1', 'scripts/fix.ps1', ...LIBRARIES]));
     expect(names.filter((name) => name.startsWith('scripts/lib/')).sort()).toEqual([...LIBRARIES].sort());
-    expect(DEFAULT_LIBRARIES.probe.map((lib) => `scripts/${lib}`)).toEqual([ACCESS_READ, FACTS]);
-    expect(DEFAULT_LIBRARIES.fix.map((lib) => `scripts/${lib}`)).toEqual([ACCESS_READ, ACCESS_WRITE, FACTS, ACTIONS]);
+    expect(DEFAULT_LIBRARIES.probe.map((lib) => `scripts/${lib}`)).toEqual([ACCESS_READ, ACCESS_HANDSHAKE, FACTS]);
+    expect(DEFAULT_LIBRARIES.fix.map((lib) => `scripts/${lib}`)).toEqual([ACCESS_READ, ACCESS_HANDSHAKE, ACCESS_WRITE, FACTS, ACTIONS]);
   });
 
   it.each(PAYLOAD_KINDS)('%s.ps1 starts with its marker and has the include line once', (kind) => {
@@ -788,7 +794,7 @@ describeWithPowerShell('libraries', () => {
     const offenders = file.commands
       .filter((command) => command.name !== null || !DYNAMIC_DISPATCHERS.has(command.fn?.toLowerCase() ?? ''))
       .map((command) => command.name?.toLowerCase() ?? command.text)
-      .filter((command) => ACCESS_INTERNALS.has(command) || !(known.has(command) || PURE_CMDLETS.has(command)));
+      .filter((command) => ACCESS_INTERNALS.has(command) || handshakeInternals().has(command) || !(known.has(command) || PURE_CMDLETS.has(command)));
     expect(offenders).toEqual([]);
     const windowsTypes = /^((System\.)?(IO\.|Environment$|Diagnostics\.|Net\.|Management\.|ServiceProcess\.|Security\.Cryptography)|Microsoft\.Win32)/i;
     expect(file.types.filter((use) => use.parts.some((part) => windowsTypes.test(part))).map((use) => where(name, use.line, use.name))).toEqual([]);
@@ -801,11 +807,12 @@ describeWithPowerShell('libraries', () => {
       const allowed = lowerNames(definedIn(...allowedFrom));
       for (const call of rrCalls(name)) if (!allowed.has(call)) problems.push(`${name} calls ${call}, defined in none of ${allowedFrom.join(', ')}`);
     };
-    // The probe carries Access.Read.ps1 and Facts.ps1 only.
+    // The probe carries Access.Read.ps1, Access.Handshake.ps1 and Facts.ps1 only.
     check(ACCESS_READ, [ACCESS_READ]);
-    check(FACTS, [ACCESS_READ, FACTS]);
+    check(ACCESS_HANDSHAKE, [ACCESS_HANDSHAKE]);
+    check(FACTS, [ACCESS_READ, ACCESS_HANDSHAKE, FACTS]);
     check(ACCESS_WRITE, [ACCESS_READ, ACCESS_WRITE]);
-    check(ACTIONS, [ACCESS_READ, ACCESS_WRITE, FACTS, ACTIONS]);
+    check(ACTIONS, [ACCESS_READ, ACCESS_HANDSHAKE, ACCESS_WRITE, FACTS, ACTIONS]);
     check('scripts/probe.ps1', DEFAULT_LIBRARIES.probe.map((lib) => `scripts/${lib}`));
     check('scripts/fix.ps1', DEFAULT_LIBRARIES.fix.map((lib) => `scripts/${lib}`));
     expect(problems).toEqual([]);
@@ -831,6 +838,32 @@ describeWithPowerShell('libraries', () => {
     expect(read.strings.filter((literal) => /^(icacls|reg)(\.exe)?$/i.test(literal.value)).map((literal) => literal.value)).toEqual([]);
   });
 
+  it('put only the loopback handshake in Access.Handshake.ps1: one public function, reads only, no program, file or registry', () => {
+    const handshake = ast(ACCESS_HANDSHAKE);
+    // The one public function, with the parameters the logic and the double use.
+    const test = handshake.functions.find((fn) => fn.name === HANDSHAKE_FUNCTION);
+    expect(test?.parameters.map((parameter) => `${String(parameter.type)} ${parameter.name}`)).toEqual(['string Address', 'int Port', 'int TimeoutMilliseconds']);
+    // Its helpers serve it alone: no other file calls them (a double replaces Test-RrRdpHandshake only).
+    const internals = handshakeInternals();
+    const callers = sourceNames.filter((name) => name !== ACCESS_HANDSHAKE && !name.startsWith('composed ')).flatMap((name) => rrCalls(name).filter((call) => internals.has(call)).map((call) => `${name} calls ${call}`));
+    expect(callers).toEqual([]);
+    for (const command of handshake.commands.filter((candidate) => internals.has((candidate.name ?? '').toLowerCase()))) {
+      expect(command.fn === null ? null : lowerNames(definedIn(ACCESS_HANDSHAKE)).has(command.fn.toLowerCase()), where(ACCESS_HANDSHAKE, command.line, command.text)).toBe(true);
+    }
+    // Cmdlets: New-Object and pure helpers only; no native program, no command held in a variable.
+    const cmdlets = handshake.commands.map((command) => command.name).filter((name): name is string => name !== null && !/-Rr[A-Z]/.test(name));
+    expect(cmdlets.filter((name) => !/^(New-Object|Select-Object|Where-Object|Write-Verbose)$/.test(name))).toEqual([]);
+    expect(handshake.commands.filter((command) => command.name === null || command.operator !== 'Unknown').map((command) => command.text)).toEqual([]);
+    expect(handshake.commands.filter((command) => command.name === 'Invoke-RrNativeCommand').map((command) => command.text)).toEqual([]);
+    // No registry, file system, WMI or service: its only reach is the one TCP connection (and the
+    // OS version, to know whether Schannel offers TLS 1.3).
+    const elsewhere = /^((System\.)?(IO\.|Management\.(?!Automation\.)|ServiceProcess\.|Security\.AccessControl)|Microsoft\.Win32|Microsoft\.Management)/i;
+    expect(handshake.types.filter((use) => use.parts.some((part) => elsewhere.test(part))).map((use) => where(ACCESS_HANDSHAKE, use.line, use.name))).toEqual([]);
+    const writes = /^(CreateSubKey|DeleteValue|DeleteSubKey|DeleteSubKeyTree|SetValue|SetAccessControl|SetSecurityDescriptorSddlForm|Stop|Start|Delete|MoveTo|CopyTo|OpenSubKey|Import|Export|Add|Remove)$/i;
+    expect(handshake.memberCalls.filter((call) => writes.test(call.member)).map((call) => where(ACCESS_HANDSHAKE, call.line, `${call.target}.${call.member}`))).toEqual([]);
+    expect(handshake.staticMembers.filter((member) => member.invoked && writes.test(member.member)).map((member) => where(ACCESS_HANDSHAKE, member.line, member.member))).toEqual([]);
+  });
+
   it('keep in Access.Write.ps1 only what changes state or writes a file', () => {
     const writes = definedIn(ACCESS_WRITE).map((fn) => fn.name);
     expect(writes.sort()).toEqual(
@@ -848,6 +881,10 @@ describeWithPowerShell('libraries', () => {
         'Start-RrService',
         'New-RrDirectory',
         'Write-RrTextFile',
+        'Enable-RrFirewallRule',
+        'Disable-RrFirewallRule',
+        'New-RrFirewallPortRule',
+        'Export-RrFirewallPolicy',
       ].sort(),
     );
     // The plumbing both halves need lives in the read half, once.
@@ -959,7 +996,7 @@ describeWithPowerShell('libraries', () => {
       expect(codeTokens(file).filter(([, text]) => /\b(icacls|reg|cmd|netstat)(\.exe)?\b/i.test(text)).map(([, text, line]) => where(name, line, text))).toEqual([]);
       expect(file.strings.filter((literal) => /^(icacls|reg|cmd|netstat)(\.exe)?$/i.test(literal.value)).map((literal) => where(name, literal.line, literal.value))).toEqual([]);
     }
-    for (const name of [ACCESS_READ, ACCESS_WRITE]) {
+    for (const name of [ACCESS_READ, ACCESS_HANDSHAKE, ACCESS_WRITE]) {
       // No command line is ever assembled as one string for a shell.
       const file = ast(name);
       expect(codeTokens(file).filter(([, text]) => /\b(Invoke-Expression|iex|Start-Process|cmd(\.exe)?)\b/i.test(text)).map(([, text, line]) => where(name, line, text))).toEqual([]);
@@ -969,6 +1006,7 @@ describeWithPowerShell('libraries', () => {
     const natives = (name: string): string[] => ast(name).commands.filter((command) => command.name === null || command.operator !== 'Unknown').map((command) => command.text);
     expect(natives(ACCESS_READ)).toEqual(['& $command @ArgumentList 2>&1']);
     expect(natives(ACCESS_WRITE)).toEqual([]);
+    expect(natives(ACCESS_HANDSHAKE)).toEqual([]);
   });
 
   it('never delete certificates outside the Remote Desktop store', () => {
@@ -977,7 +1015,7 @@ describeWithPowerShell('libraries', () => {
     const storeName = remove!.parameters.find((parameter) => parameter.name === 'StoreName');
     const validateSet = storeName?.attributes.find((attribute) => attribute.name === 'ValidateSet');
     expect(validateSet?.args.map((argument) => argument.value)).toEqual(['Remote Desktop']);
-    for (const name of [ACCESS_READ, ACCESS_WRITE]) {
+    for (const name of [ACCESS_READ, ACCESS_HANDSHAKE, ACCESS_WRITE]) {
       const file = ast(name);
       expect(file.commands.filter((command) => command.elements.some((element) => element.parameter !== undefined && /^DeleteKey$/i.test(element.parameter))).map((command) => command.text), name).toEqual([]);
       expect(codeTokens(file).filter(([, text]) => /-DeleteKey/i.test(text)).map(([, text, line]) => where(name, line, text)), name).toEqual([]);
