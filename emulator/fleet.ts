@@ -9,13 +9,19 @@ import {
   caIssuedCertificate,
   DEFAULT_KEY_FILE_SDDL,
   dword,
+  EVENT_PROVIDERS,
+  firewallRule,
   healthyWindows,
   isoSeconds,
+  logSystemEvents,
   newThumbprint,
+  RDP_USER_MODE_RULES,
   requireKeyFilePath,
   seededThumbprint,
   selfSignedCertificate,
+  setFirewallRuleEnabled,
   setRegistryValue,
+  SYSTEM_EVENT_TEXT,
 } from './windows.js';
 import { HKLM, machineKeysFolder, PERSONAL_STORE, REMOTE_DESKTOP_STORE, type Certificate, type RegistryValue, type WindowsState } from './windows-state.js';
 
@@ -30,6 +36,7 @@ export const WINDOWS_SCENARIOS = [
   'key-file-missing',
   'tls12-disabled',
   'termservice-stopped',
+  'firewall-rdp-rules-disabled',
   'weak-security-layer',
   'gpo-enforced-security-layer',
   'nla-dc-unreachable',
@@ -55,6 +62,10 @@ export const MATRIX_SCENARIOS = [
   'gpo-nla-policy-key',
   'rdcb-installed',
   'many-causes',
+  'custom-port-no-rule',
+  'firewall-gpo',
+  'listener-bound-to-adapter',
+  'port-changed-not-restarted',
 ] as const;
 export type MatrixScenario = (typeof MATRIX_SCENARIOS)[number];
 
@@ -218,8 +229,90 @@ export function windowsScenario(name: WindowsScenario | MatrixScenario, options:
       w.registry[HKLM.tls12Server] = { Enabled: dword(0), DisabledByDefault: dword(1) };
       setRegistryValue(w, HKLM.rdpTcp, 'SSLCertificateSHA1Hash', binaryThumbprint(seeded('stale')));
       break;
+    case 'firewall-rdp-rules-disabled':
+      // The built-in Remote Desktop rules were switched off (a hardening baseline): remote clients
+      // are dropped, while the listener itself is fine (loopback is never filtered).
+      for (const rule of RDP_USER_MODE_RULES) setFirewallRuleEnabled(w, rule, false);
+      break;
+    case 'custom-port-no-rule':
+      // RDP was moved to 3390 and TermService restarted on it, but only the built-in 3389 rules exist.
+      setRegistryValue(w, HKLM.rdpTcp, 'PortNumber', dword(CUSTOM_RDP_PORT));
+      break;
+    case 'firewall-gpo':
+      // Group Policy ("Allow inbound Remote Desktop exceptions": Disabled) owns the rules: its
+      // copies in the policy store are off, and so are the local ones.
+      for (const rule of RDP_USER_MODE_RULES) {
+        setFirewallRuleEnabled(w, rule, false);
+        w.firewall.rules.push({ ...structuredClone(firewallRule(w, rule)), policyStore: 'GroupPolicy' });
+      }
+      setRegistryValue(w, `${HKLM.firewallPolicy}\\FirewallRules`, 'RemoteDesktop-UserMode-In-TCP', { kind: 'String', value: gpoRdpRule(6) });
+      setRegistryValue(w, `${HKLM.firewallPolicy}\\FirewallRules`, 'RemoteDesktop-UserMode-In-UDP', { kind: 'String', value: gpoRdpRule(17) });
+      setRegistryValue(w, `${HKLM.firewallPolicy}\\DomainProfile`, 'EnableFirewall', dword(1));
+      setRegistryValue(w, `${HKLM.firewallPolicy}\\PublicProfile`, 'EnableFirewall', dword(1));
+      break;
+    case 'listener-bound-to-adapter':
+      // RDP-Tcp listens on one network adapter only: nothing on loopback, the primary address works.
+      setRegistryValue(w, HKLM.rdpTcp, 'LanAdapter', dword(1));
+      break;
+    case 'port-changed-not-restarted':
+      // PortNumber is changed below, after TermService came up on 3389.
+      break;
   }
-  return bootTermService(w);
+  seedEvents(w, name);
+  bootTermService(w);
+  if (name === 'port-changed-not-restarted') setRegistryValue(w, HKLM.rdpTcp, 'PortNumber', dword(CUSTOM_RDP_PORT));
+  return w;
+}
+
+const CUSTOM_RDP_PORT = 3390;
+
+/** A Remote Desktop rule as a GPO stores it under ...\\WindowsFirewall\\FirewallRules (Active=FALSE: disabled). */
+function gpoRdpRule(protocol: 6 | 17): string {
+  const name = protocol === 6 ? '@FirewallAPI.dll,-28775' : '@FirewallAPI.dll,-28776';
+  return `v2.30|Action=Allow|Active=FALSE|Dir=In|Protocol=${protocol}|LPort=3389|App=%SystemRoot%\\system32\\svchost.exe|Svc=termservice|Name=${name}|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|`;
+}
+
+/**
+ * The System-log events Windows would have written for the scenario's cause while clients kept
+ * trying (playbook section 4.1), minutes before the state's clock: Schannel 36870 each time the
+ * key cannot be opened, 36871 when no TLS server credential can be built, RCM 1057/1058 when a
+ * self-signed certificate cannot be created or replaced, TermDD 56 for each failed NLA logon.
+ */
+function seedEvents(w: WindowsState, name: WindowsScenario | MatrixScenario): void {
+  const keyAccess = (minutes: readonly number[]): void => logSystemEvents(w, EVENT_PROVIDERS.schannel, 36870, SYSTEM_EVENT_TEXT.schannelKeyAccess, minutes);
+  const credential = (minutes: readonly number[]): void => logSystemEvents(w, EVENT_PROVIDERS.schannel, 36871, SYSTEM_EVENT_TEXT.schannelCredential, minutes);
+  const replaceFailed = (minutes: readonly number[]): void => logSystemEvents(w, EVENT_PROVIDERS.rcm, 1058, SYSTEM_EVENT_TEXT.rcmReplaceFailed, minutes);
+  switch (name) {
+    case 'expired-self-signed-cert':
+      replaceFailed([95]);
+      break;
+    case 'key-file-acl':
+    case 'key-file-acl-unreadable':
+    case 'machinekeys-folder-acl':
+    case 'machinekeys-folder-long-acl':
+      keyAccess([52, 23, 7]);
+      break;
+    case 'key-file-missing':
+      logSystemEvents(w, EVENT_PROVIDERS.rcm, 1057, SYSTEM_EVENT_TEXT.rcmCreateFailed, [64]);
+      keyAccess([52, 23, 7]);
+      break;
+    case 'tls12-disabled':
+      credential([41, 18, 3]);
+      break;
+    case 'nla-dc-unreachable':
+    case 'gpo-enforced-security-layer':
+    case 'gpo-nla-wmi':
+    case 'gpo-nla-policy-key':
+      logSystemEvents(w, EVENT_PROVIDERS.termDd, 56, SYSTEM_EVENT_TEXT.termDdProtocol, [33, 12]);
+      break;
+    case 'many-causes':
+      replaceFailed([120]);
+      credential([44, 9]);
+      keyAccess([43, 8]);
+      break;
+    default:
+      break;
+  }
 }
 
 function setStatus(w: WindowsState, name: string, status: 'Running' | 'Stopped'): void {

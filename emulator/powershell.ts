@@ -28,6 +28,13 @@
  *   hand-written model of the payloads behind it. Other times in the recorded output (dates the
  *   payload printed or wrote into the state) are the recorded run's.
  *
+ * - Asks (the oracle channel): while a run goes, the double can ask this side a question about
+ *   the Windows model and wait for the answer (host.ps1's header has the protocol). The double's
+ *   Test-RrRdpHandshake asks `rdp-handshake` with the state as it holds it at that moment;
+ *   `askHandler` answers (default: `rdpHandshake` from emulator/windows.ts). A handler that
+ *   throws makes the double's call throw its message. The default handler is a pure function of
+ *   the state, so a replayed run stays right; with a handler that is not, leave replay off.
+ *
  * stdout is the success stream as Out-String -Stream formats it (width 120), with Write-Host and
  * `WARNING: ` lines in place, lines joined with "\n" and no trailing newline (Run Command on
  * Windows would have CRLF and a final newline). stderr is each error in Windows PowerShell 5.1's
@@ -46,6 +53,7 @@ import { RemediatorError, errorMessage, type ErrorContext } from '../src/errors.
 import { packageRoot } from '../src/util/package-root.js';
 import type * as PwshTools from '../tools/pwsh.mjs';
 import { DoubleWriteSchema, WindowsStateSchema, windowsStateJsonSchema, type DoubleWrite, type WindowsState } from './windows-state.js';
+import { rdpHandshake } from './windows.js';
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -100,6 +108,32 @@ export interface PowerShellHostOptions {
   readonly hostSchemaCheck?: boolean;
   /** The host processes' stderr lines (diagnostics; RR_PWSH_HOST_TRACE=1 adds timings). Default: kept for error messages only. */
   readonly onDiagnostic?: (line: string) => void;
+  /**
+   * Answers the double's asks during a run (default `defaultAskHandler`: the Windows model of
+   * emulator/windows.ts). What it returns goes back as JSON; what it throws, as the error the
+   * double's call throws.
+   */
+  readonly askHandler?: PowerShellAskHandler;
+}
+
+/** A question the double puts to this side during a run (host.ps1's header: Ask). */
+export type PowerShellAsk = {
+  readonly kind: 'rdp-handshake';
+  /** The machine state as the double holds it when it asks. */
+  readonly state: WindowsState;
+  readonly address: string;
+  readonly port: number;
+  readonly timeoutMs: number | null;
+};
+
+export type PowerShellAskHandler = (ask: PowerShellAsk) => unknown;
+
+/** The Windows model's answers: what a client's handshake would observe against the state. */
+export function defaultAskHandler(ask: PowerShellAsk): unknown {
+  switch (ask.kind) {
+    case 'rdp-handshake':
+      return rdpHandshake(ask.state, { address: ask.address, port: ask.port, ...(ask.timeoutMs === null ? {} : { timeoutMs: ask.timeoutMs }) });
+  }
 }
 
 export interface PowerShellRunRequest {
@@ -139,6 +173,8 @@ export interface PowerShellHostStats {
   /** Processes started again after one died or was killed. */
   restarts: number;
   timeouts: number;
+  /** Asks the double put during runs, answered or failed. */
+  asks: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,6 +192,17 @@ const RunResponseSchema = z.object({
   durationMs: z.number(),
 });
 type RunResponse = z.infer<typeof RunResponseSchema>;
+
+const AskMessageSchema = z.discriminatedUnion('ask', [
+  z.object({
+    ask: z.literal('rdp-handshake'),
+    seq: z.number().int(),
+    state: z.unknown(),
+    address: z.string(),
+    port: z.number().int(),
+    timeoutMs: z.number().int().nullable().optional(),
+  }),
+]);
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const STDERR_TAIL_LINES = 30;
@@ -203,6 +250,7 @@ class HostProcess {
   private constructor(
     public readonly pwshPath: string,
     onDiagnostic: ((line: string) => void) | undefined,
+    private readonly onAsk: (message: Record<string, unknown>) => Promise<unknown>,
   ) {
     this.child = spawn(pwshPath, ['-NoProfile', '-NonInteractive', '-File', hostScriptPath()], {
       cwd: tmpdir(),
@@ -252,8 +300,13 @@ class HostProcess {
   }
 
   /** Starts host.ps1 and waits for its answer to a ping. */
-  public static async start(pwshPath: string, timeoutMs: number, onDiagnostic: ((line: string) => void) | undefined): Promise<HostProcess> {
-    const p = new HostProcess(pwshPath, onDiagnostic);
+  public static async start(
+    pwshPath: string,
+    timeoutMs: number,
+    onDiagnostic: ((line: string) => void) | undefined,
+    onAsk: (message: Record<string, unknown>) => Promise<unknown>,
+  ): Promise<HostProcess> {
+    const p = new HostProcess(pwshPath, onDiagnostic, onAsk);
     try {
       const answer = PingResponseSchema.safeParse(await p.request({ ping: true }, timeoutMs, 'start'));
       if (!answer.success) throw new PowerShellHostError(`PowerShell host answered the start ping with ${z.prettifyError(answer.error)}`, { pwshPath });
@@ -302,6 +355,11 @@ class HostProcess {
       return;
     }
     const id = (parsed as { id?: unknown } | null)?.id;
+    if (pending !== null && id === pending.id && typeof (parsed as { ask?: unknown }).ask === 'string') {
+      // The run asks, and goes on waiting for its answer (its timer keeps running).
+      this.answer(pending.id, parsed as Record<string, unknown>);
+      return;
+    }
     if (pending === null || (id !== pending.id && id !== null)) {
       this.fail(new PowerShellHostError(`PowerShell host answered request ${String(id)}, not ${pending?.id ?? 'none'}`));
       this.kill();
@@ -310,6 +368,17 @@ class HostProcess {
     clearTimeout(pending.timer);
     this.inFlight = null;
     pending.resolve(parsed);
+  }
+
+  /** Answers one ask of the run in flight; an answer to a run that has ended is not sent. */
+  private answer(runId: number, message: Record<string, unknown>): void {
+    const seq = message['seq'];
+    void this.onAsk(message).then(
+      (answer) => ({ id: runId, seq, answer: answer ?? null }),
+      (error: unknown) => ({ id: runId, seq, askError: errorMessage(error) }),
+    ).then((reply) => {
+      if (this.alive && this.inFlight?.id === runId) this.child.stdin.write(`${JSON.stringify(reply)}\n`);
+    });
   }
 
   private fail(error: Error): void {
@@ -489,7 +558,7 @@ interface Job {
 }
 
 export class PowerShellHost {
-  public readonly stats: PowerShellHostStats = { runs: 0, replays: 0, restarts: 0, timeouts: 0 };
+  public readonly stats: PowerShellHostStats = { runs: 0, replays: 0, restarts: 0, timeouts: 0, asks: 0 };
   public readonly pwshPath: string;
   public readonly doublePath: string;
   private readonly slots: (HostProcess | null)[];
@@ -505,6 +574,7 @@ export class PowerShellHost {
   private readonly recording = new Map<string, Promise<void>>();
   private readonly hostSchemaCheck: boolean;
   private readonly onDiagnostic: ((line: string) => void) | undefined;
+  private readonly askHandler: PowerShellAskHandler;
   private closed = false;
 
   private constructor(pwshPath: string, options: PowerShellHostOptions) {
@@ -521,6 +591,7 @@ export class PowerShellHost {
     this.replayLimit = options.replayLimit ?? 2000;
     this.hostSchemaCheck = options.hostSchemaCheck === true;
     this.onDiagnostic = options.onDiagnostic;
+    this.askHandler = options.askHandler ?? defaultAskHandler;
   }
 
   /** Finds PowerShell (tools/pwsh.mjs) unless given, and starts the pool's processes. */
@@ -625,6 +696,20 @@ export class PowerShellHost {
     };
   }
 
+  // ---- asks ---------------------------------------------------------------------------------
+
+  /** One ask of a run, checked and handed to the handler; rejects with what the double will throw. */
+  private async ask(message: Record<string, unknown>): Promise<unknown> {
+    this.stats.asks++;
+    const parsed = AskMessageSchema.safeParse(message);
+    if (!parsed.success) throw new PowerShellHostError(`the double asked what the client does not answer: ${z.prettifyError(parsed.error)}`);
+    const ask = parsed.data;
+    // The state comes from the double's dictionaries, as a run's result does: put right the same way.
+    const state = WindowsStateSchema.safeParse(repairValue(ask.state, windowsStateSchemaNode(), '', []));
+    if (!state.success) throw new PowerShellHostError(`the state the double asked about does not match WindowsStateSchema: ${z.prettifyError(state.error)}`);
+    return await this.askHandler({ kind: ask.ask, state: state.data, address: ask.address, port: ask.port, timeoutMs: ask.timeoutMs ?? null });
+  }
+
   // ---- replay -------------------------------------------------------------------------------
 
   private replayKey(request: PowerShellRunRequest, state: WindowsState, doublePath: string): { key: string; runId: string } | null {
@@ -727,7 +812,7 @@ export class PowerShellHost {
     const pending = this.starting[slot];
     if (pending !== null && pending !== undefined) return pending;
     const restart = current !== null && current !== undefined;
-    const start = HostProcess.start(this.pwshPath, this.startTimeoutMs, this.onDiagnostic).then(
+    const start = HostProcess.start(this.pwshPath, this.startTimeoutMs, this.onDiagnostic, (message) => this.ask(message)).then(
       (p) => {
         this.starting[slot] = null;
         this.slots[slot] = p;
@@ -763,7 +848,7 @@ const shared = new Map<string, Promise<PowerShellHost>>();
  * A host shared by everything in this process that asks with the same options. Environment
  * defaults: RR_PWSH_POOL (pool size), RR_PWSH_REPLAY=1 (replay).
  */
-export function sharedPowerShellHost(options: Omit<PowerShellHostOptions, 'onDiagnostic'> = {}): Promise<PowerShellHost> {
+export function sharedPowerShellHost(options: Omit<PowerShellHostOptions, 'onDiagnostic' | 'askHandler'> = {}): Promise<PowerShellHost> {
   const pool = Number(process.env['RR_PWSH_POOL']);
   const effective: PowerShellHostOptions = {
     ...(Number.isInteger(pool) && pool > 0 ? { poolSize: pool } : {}),

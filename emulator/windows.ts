@@ -1,15 +1,22 @@
 /**
- * Windows, as the emulator knows it: building machine states (emulator/windows-state.ts) and
- * the RDP acceptance oracle. What a payload does to a state is never modelled here: the
- * emulator runs the real composed payloads under PowerShell against the Windows double
- * (emulator/double/WindowsDouble.ps1), and reads the changed state back.
+ * Windows, as the emulator knows it: building machine states (emulator/windows-state.ts), the
+ * RDP listener as a client meets it, and the RDP acceptance oracle. What a payload does to a
+ * state is never modelled here: the emulator runs the real composed payloads under PowerShell
+ * against the Windows double (emulator/double/WindowsDouble.ps1), and reads the changed state
+ * back.
  *
- * The oracle answers one question the probe never does: would an RDP client's connection,
- * and its TLS handshake, succeed right now? It judges from the certificate, whether
- * TermService (NETWORK SERVICE) can read the key, TLS 1.2, and what TermService loaded when it
- * last started. It is the ground truth `npm start` and the end-to-end tests hold verdicts to.
+ * `rdpHandshake` answers what a client doing the payload's loopback check would observe right
+ * now (TCP connect, X.224 negotiation, TLS up to the served certificate); the double's
+ * Test-RrRdpHandshake asks it through the PowerShell host during a run. `assessRdp` answers the
+ * question the probe never does: would a remote RDP client's connection succeed? It is built on
+ * the same handshake at the VM's primary address, plus the guest firewall, the fallback to
+ * standard RDP security and NLA's need of a domain controller. It judges from the certificate,
+ * whether TermService (NETWORK SERVICE) can read the key, TLS 1.2, and what TermService loaded
+ * when it last started. It is the ground truth `npm start` and the end-to-end tests hold
+ * verdicts to.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { NEG_FAILURE, RDP_PROTOCOL, type HandshakeError, type HandshakeStage } from '../src/contract/facts.js';
 import { keyFileReadableBy, folderListableBy } from './sddl.js';
 import {
   findPath,
@@ -245,7 +252,221 @@ export function parseWindowsState(value: unknown): WindowsState {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The RDP acceptance oracle
+// Firewall and event log: what Windows holds, for building states
+
+/** NetworkCategory of a connected network -> the firewall profile Windows applies to it. */
+const CATEGORY_PROFILE: Readonly<Record<Firewall['networkCategories'][number], FirewallProfileName>> = {
+  DomainAuthenticated: 'Domain',
+  Private: 'Private',
+  Public: 'Public',
+};
+
+type FirewallProfileName = 'Domain' | 'Private' | 'Public';
+
+/** The profiles of the connected networks; Public when none is connected (Windows' default category). */
+export function activeFirewallProfiles(firewall: Firewall): FirewallProfileName[] {
+  const profiles = new Set(firewall.networkCategories.map((c) => CATEGORY_PROFILE[c]));
+  return profiles.size === 0 ? ['Public'] : ALL_PROFILES.filter((p) => profiles.has(p));
+}
+
+/** The rule of that Name in that store (default the local one), or throws: scenarios name rules that exist. */
+export function firewallRule(state: WindowsState, name: string, store: FirewallRule['policyStore'] = 'Local'): FirewallRule {
+  const rule = state.firewall.rules.find((r) => r.name.toLowerCase() === name.toLowerCase() && r.policyStore === store);
+  if (rule === undefined) throw new Error(`no ${store} firewall rule ${name} in the state`);
+  return rule;
+}
+
+export function setFirewallRuleEnabled(state: WindowsState, name: string, enabled: boolean, store: FirewallRule['policyStore'] = 'Local'): void {
+  firewallRule(state, name, store).enabled = enabled;
+}
+
+/** The user-mode Remote Desktop rules (TCP and UDP) that admit RDP clients. */
+export const RDP_USER_MODE_RULES = ['RemoteDesktop-UserMode-In-TCP', 'RemoteDesktop-UserMode-In-UDP'] as const;
+
+/**
+ * First lines of the System-log messages Windows writes for the RDP causes the remediator knows
+ * (playbook section 4.1), by provider and event id.
+ */
+export const SYSTEM_EVENT_TEXT = {
+  schannelKeyAccess:
+    'A fatal error occurred when attempting to access the TLS server credential private key. The error code returned from the cryptographic module is 0x8009030D. The internal error state is 10001.',
+  schannelCredential: 'A fatal error occurred while creating a TLS server credential. The internal error state is 10013.',
+  rcmCreateFailed:
+    'The RD Session Host Server has failed to create a new self signed certificate to be used for RD Session Host Server authentication on SSL connections. The relevant status code was Keyset does not exist.',
+  rcmReplaceFailed:
+    'The RD Session Host Server has failed to replace the expired self signed certificate used for RD Session Host Server authentication on SSL connections. The relevant status code was Access is denied.',
+  termDdProtocol: 'The Terminal Server security layer detected an error in the protocol stream and has disconnected the client. Client IP: 203.0.113.25.',
+} as const;
+
+export const EVENT_PROVIDERS = { schannel: 'Schannel', rcm: 'Microsoft-Windows-TerminalServices-RemoteConnectionManager', termDd: 'TermDD' } as const;
+
+/**
+ * Appends events to the System log (kept oldest first), one per `minutesAgo`, relative to the
+ * state's clock: deterministic for a given `now`.
+ */
+export function logSystemEvents(state: WindowsState, provider: string, id: number, message: string, minutesAgo: readonly number[]): void {
+  const now = Date.parse(state.now);
+  const log = (state.events ??= []);
+  for (const minutes of minutesAgo) log.push({ provider, id, timeCreated: isoSeconds(new Date(now - minutes * 60_000)), message });
+  log.sort((a, b) => Date.parse(a.timeCreated) - Date.parse(b.timeCreated));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The RDP listener as a client meets it, and the acceptance oracle
+
+/** Where a client dials the listener. */
+export interface RdpHandshakeTarget {
+  readonly address: string;
+  readonly port: number;
+  /** The client's bound per stage; only a connect that nobody answers takes that long. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * What an RDP client that requests PROTOCOL_SSL|PROTOCOL_HYBRID and stops after TLS observes:
+ * Test-RrRdpHandshake's answer (scripts/lib/Access.Handshake.ps1), in camelCase.
+ */
+export interface RdpHandshakeAnswer {
+  readonly address: string;
+  readonly port: number;
+  readonly stage: HandshakeStage;
+  readonly error: HandshakeError | null;
+  readonly message: string | null;
+  readonly failureCode: number | null;
+  readonly selectedProtocol: number | null;
+  readonly tlsVersion: string | null;
+  readonly cipher: string | null;
+  readonly certificateThumbprint: string | null;
+  /** ISO 8601 UTC. */
+  readonly certificateNotAfter: string | null;
+  readonly connectMs: number | null;
+  readonly negotiateMs: number | null;
+  readonly tlsMs: number | null;
+}
+
+/** Fixed stage times: the model answers the same for the same state. */
+const CONNECT_MS = 1;
+const NEGOTIATE_MS = 2;
+const TLS_MS = 6;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/** What Schannel picks on Windows Server 2022 for a TLS 1.2 client with an RSA certificate. */
+export const HANDSHAKE_CIPHER = 'TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384';
+
+/** The first lines of what .NET's TcpClient and SslStream throw, as the handshake check reports them. */
+const CLIENT_MESSAGES = {
+  refused: (address: string, port: number) => `No connection could be made because the target machine actively refused it. ${address}:${port}`,
+  timeout:
+    'A connection attempt failed because the connected party did not properly respond after a period of time, or established connection failed because connected host has failed to respond.',
+  protocol: 'the answer was not an X.224 Connection Confirm',
+  reset: 'Unable to read data from the transport connection: An existing connection was forcibly closed by the remote host.',
+  tls: 'A call to SSPI failed, see inner exception.',
+} as const;
+
+const NEG_FAILURE_NAME: Readonly<Record<number, string>> = {
+  [NEG_FAILURE.sslNotAllowedByServer]: 'SSL_NOT_ALLOWED_BY_SERVER',
+  [NEG_FAILURE.sslCertNotOnServer]: 'SSL_CERT_NOT_ON_SERVER',
+};
+
+/** Why the listener cannot serve a certificate for TLS, as the oracle names it. */
+type CertificateProblem = 'bound-certificate-unusable' | 'no-usable-certificate' | 'private-key-missing' | 'machinekeys-folder-inaccessible' | 'private-key-inaccessible';
+
+interface ListenerCertificate {
+  readonly served: Certificate | null;
+  readonly problem: CertificateProblem | null;
+}
+
+/** The running RDP listener, as TermService set it up at its last start. */
+interface Listener {
+  /** The port it listens on: PortNumber as TermService loaded it. */
+  readonly port: number;
+  /** RDP-Tcp LanAdapter <> 0: it accepts on that one adapter's address only, not on loopback. */
+  readonly boundToAdapter: boolean;
+  readonly securityLayer: number;
+  /** NLA is read per connection, so the current registry decides it. */
+  readonly nla: boolean;
+  readonly tls12: boolean;
+  readonly certificate: ListenerCertificate;
+}
+
+function listener(state: WindowsState): Listener | null {
+  const loaded = state.termServiceLoaded;
+  if (state.services['TermService']?.status !== 'Running' || loaded === null) return null;
+  return {
+    port: rdpPort(loaded.registry),
+    boundToAdapter: (registryDword(loaded.registry, HKLM.rdpTcp, 'LanAdapter') ?? 0) !== 0,
+    securityLayer: effectiveDword(loaded.registry, 'SecurityLayer', 2, 2),
+    nla: effectiveDword(state.registry, 'UserAuthentication', 1, 1) !== 0,
+    tls12: tls12Usable(loaded.registry),
+    certificate: listenerCertificate(state, Date.parse(state.now)),
+  };
+}
+
+/** The conditions that fail a client's TLS handshake with this listener, whichever shows first. */
+function tlsProblems(l: Listener): string[] {
+  return [...(l.tls12 ? [] : ['tls12-unavailable']), ...(l.certificate.problem === null ? [] : [l.certificate.problem])];
+}
+
+type Route = 'loopback' | 'adapter' | 'elsewhere';
+
+function routeOf(state: WindowsState, address: string): Route {
+  const a = address.trim().toLowerCase();
+  if (a === 'localhost' || a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a)) return 'loopback';
+  return state.primaryIPv4 !== null && a === state.primaryIPv4 ? 'adapter' : 'elsewhere';
+}
+
+function handshakeOn(state: WindowsState, target: RdpHandshakeTarget, route: Route): RdpHandshakeAnswer {
+  const { address, port } = target;
+  const base: RdpHandshakeAnswer = {
+    address,
+    port,
+    stage: 'connect',
+    error: null,
+    message: null,
+    failureCode: null,
+    selectedProtocol: null,
+    tlsVersion: null,
+    cipher: null,
+    certificateThumbprint: null,
+    certificateNotAfter: null,
+    connectMs: CONNECT_MS,
+    negotiateMs: null,
+    tlsMs: null,
+  };
+  if (route === 'elsewhere') return { ...base, error: 'timeout', message: CLIENT_MESSAGES.timeout, connectMs: target.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS };
+  const refused: RdpHandshakeAnswer = { ...base, error: 'refused', message: CLIENT_MESSAGES.refused(address, port) };
+  if (!state.tcpListeners.includes(port)) return refused;
+  const l = listener(state);
+  // Something else listens there (TermService stopped, or on another port): no Connection Confirm.
+  const negotiating: RdpHandshakeAnswer = { ...base, stage: 'negotiate', negotiateMs: NEGOTIATE_MS };
+  if (l === null || l.port !== port) return { ...negotiating, error: 'protocol', message: CLIENT_MESSAGES.protocol };
+  // Bound to one adapter, the listener's socket is not on loopback.
+  if (route === 'loopback' && l.boundToAdapter) return refused;
+  const failure = (code: number): RdpHandshakeAnswer => ({ ...negotiating, error: 'negotiation-failure', failureCode: code, message: `RDP_NEG_FAILURE ${NEG_FAILURE_NAME[code] ?? code}` });
+  if (l.securityLayer === 0) return failure(NEG_FAILURE.sslNotAllowedByServer);
+  if (l.certificate.problem === 'no-usable-certificate') return failure(NEG_FAILURE.sslCertNotOnServer);
+  const tls: RdpHandshakeAnswer = { ...negotiating, stage: 'tls', selectedProtocol: l.nla ? RDP_PROTOCOL.hybrid : RDP_PROTOCOL.ssl, tlsMs: TLS_MS };
+  // Schannel cannot build a server credential without TLS 1.2 (event 36871): the handshake fails.
+  if (!l.tls12) return { ...tls, error: 'tls', message: CLIENT_MESSAGES.tls };
+  // A certificate whose key TermService cannot open (36870): the server drops the connection mid-handshake.
+  if (l.certificate.served === null) return { ...tls, error: 'reset', message: CLIENT_MESSAGES.reset };
+  return {
+    ...tls,
+    stage: 'done',
+    tlsVersion: 'Tls12',
+    cipher: HANDSHAKE_CIPHER,
+    certificateThumbprint: l.certificate.served.thumbprint,
+    certificateNotAfter: l.certificate.served.notAfter,
+  };
+}
+
+/**
+ * What a client doing the loopback check (Test-RrRdpHandshake) would observe against this state
+ * right now: TCP connect, X.224 negotiation requesting SSL|HYBRID, TLS up to the served
+ * certificate. Deterministic: the same state and target give the same answer.
+ */
+export function rdpHandshake(state: WindowsState, target: RdpHandshakeTarget): RdpHandshakeAnswer {
+  return handshakeOn(state, target, routeOf(state, target.address));
+}
 
 export interface RdpAssessment {
   /** Whether an RDP client would get a session (the emulator's ground truth; no probe reports this). */
@@ -285,44 +506,79 @@ function bindingHash(registry: Registry): string | null {
 }
 
 /** The certificate the listener presents: the custom binding when set, else the newest usable self-signed one. */
-function certificateProblems(state: WindowsState, now: number): string[] {
+function listenerCertificate(state: WindowsState, now: number): ListenerCertificate {
   const hash = bindingHash(state.registry);
   if (hash !== null) {
     const bound = (findPath(state.certificates, PERSONAL_STORE)?.[1] ?? []).find((c) => c.thumbprint === hash);
-    return bound === undefined || expired(bound, now) || !bound.hasPrivateKey ? ['bound-certificate-unusable'] : [];
+    return bound === undefined || expired(bound, now) || !bound.hasPrivateKey ? { served: null, problem: 'bound-certificate-unusable' } : { served: bound, problem: null };
   }
   const store = findPath(state.certificates, REMOTE_DESKTOP_STORE)?.[1] ?? [];
   const candidate = [...store].sort((a, b) => Date.parse(b.notAfter) - Date.parse(a.notAfter)).find((c) => isSelfSigned(c) && c.hasPrivateKey && !expired(c, now));
-  if (candidate === undefined) return ['no-usable-certificate'];
+  if (candidate === undefined) return { served: null, problem: 'no-usable-certificate' };
   // The private key lives in the MachineKeys file; Schannel opens it as NETWORK SERVICE (event 36870 when it can't).
   const keyPath = keyFilePath(state);
   const keyFile = keyPath === null ? null : findPath(state.files, keyPath);
-  if (keyFile === null) return ['private-key-missing'];
+  if (keyFile === null) return { served: null, problem: 'private-key-missing' };
   const folder = findPath(state.files, machineKeysFolder(state));
-  if (folder === null || !folderListableBy(folder[1].sddl, 'NS')) return ['machinekeys-folder-inaccessible'];
-  if (!keyFileReadableBy(keyFile[1].sddl, 'NS')) return ['private-key-inaccessible'];
-  return [];
+  if (folder === null || !folderListableBy(folder[1].sddl, 'NS')) return { served: null, problem: 'machinekeys-folder-inaccessible' };
+  if (!keyFileReadableBy(keyFile[1].sddl, 'NS')) return { served: null, problem: 'private-key-inaccessible' };
+  return { served: candidate, problem: null };
 }
 
-/** Ground truth for tests and the demo: would an RDP connection succeed right now? */
+function localPortAdmits(entry: string, port: number): boolean {
+  if (entry.toLowerCase() === 'any') return true;
+  const range = /^(\d+)-(\d+)$/.exec(entry);
+  if (range) return Number(range[1]) <= port && port <= Number(range[2]);
+  return /^\d+$/.test(entry) && Number(entry) === port;
+}
+
+/** Whether an enabled inbound rule of this action applies to RDP's TCP connection on `port` for the profile. */
+function ruleApplies(rule: FirewallRule, action: FirewallRule['action'], port: number, profile: FirewallProfileName): boolean {
+  return (
+    rule.enabled &&
+    rule.direction === 'Inbound' &&
+    rule.action === action &&
+    (rule.protocol === 'TCP' || rule.protocol === 'Any') &&
+    rule.profiles.includes(profile) &&
+    rule.localPorts.some((p) => localPortAdmits(p, port)) &&
+    // The listener runs in TermService's svchost: a rule scoped to another service does not match it.
+    (rule.service === null || rule.service.toLowerCase() === 'termservice')
+  );
+}
+
+/**
+ * Whether the guest firewall lets a remote client's TCP connection to `port` in: for every active
+ * profile where the firewall is on, an enabled inbound Allow rule (of any group or store) admits
+ * it and no enabled inbound Block rule matches it (Block wins). The client's network is not
+ * known to the state, so every active profile must admit it. A firewall that cannot be read
+ * (NetSecurity, mpssvc) still filters by its rules. Loopback is never filtered.
+ */
+export function firewallAdmits(state: WindowsState, port: number): boolean {
+  const fw = state.firewall;
+  return activeFirewallProfiles(fw).every(
+    (profile) => !fw.profiles[profile] || (fw.rules.some((r) => ruleApplies(r, 'Allow', port, profile)) && !fw.rules.some((r) => ruleApplies(r, 'Block', port, profile))),
+  );
+}
+
+/**
+ * Ground truth for tests and the demo: would a remote RDP client (mstsc) get a session right now?
+ * It dials the configured PortNumber on the VM's primary address, through the guest firewall,
+ * does the handshake rdpHandshake models, falls back to standard RDP security where the server
+ * allows it (SecurityLayer 0 or 1 without NLA), and with NLA needs a domain controller when the
+ * VM is domain-joined. `problems` lists every cause that blocks it, not only the first one hit.
+ */
 export function assessRdp(state: WindowsState): RdpAssessment {
-  const now = Date.parse(state.now);
+  const l = listener(state);
+  if (l === null) return { connectable: false, problems: ['termservice-not-running'] };
+  const port = rdpPort(state.registry);
+  const answer = handshakeOn(state, { address: state.primaryIPv4 ?? 'primary adapter', port }, 'adapter');
   const problems: string[] = [];
-  const loaded = state.termServiceLoaded;
-  if (state.services['TermService']?.status !== 'Running' || loaded === null) {
-    return { connectable: false, problems: ['termservice-not-running'] };
-  }
-  if (!state.tcpListeners.includes(rdpPort(loaded.registry))) problems.push('not-listening');
-  const securityLayer = effectiveDword(loaded.registry, 'SecurityLayer', 2, 2);
-  // NLA is read per connection, so the current registry decides it.
-  const nla = effectiveDword(state.registry, 'UserAuthentication', 1, 1) !== 0;
-  // Negotiate (1) without NLA falls back to the RDP security layer when TLS fails.
-  const needsTls = securityLayer === 2 || nla;
-  if (needsTls) {
-    if (!tls12Usable(loaded.registry)) problems.push('tls12-unavailable');
-    problems.push(...certificateProblems(state, now));
-  }
-  if (nla && state.domain.partOfDomain && state.domain.secureChannel !== true) problems.push('nla-dc-unreachable');
+  if (answer.stage === 'connect' || answer.error === 'protocol') problems.push('not-listening');
+  if (!firewallAdmits(state, port)) problems.push('firewall-blocks-port');
+  // Standard RDP security carries no NLA: CredSSP runs inside TLS.
+  if (l.securityLayer === 0 && l.nla) problems.push('nla-needs-tls');
+  else if (l.securityLayer === 2 || l.nla) problems.push(...tlsProblems(l));
+  if (l.nla && state.domain.partOfDomain && state.domain.secureChannel !== true) problems.push('nla-dc-unreachable');
   return { connectable: problems.length === 0, problems };
 }
 

@@ -1,11 +1,14 @@
 # ---------------------------------------------------------------------------------------
 # emulator/double/WindowsDouble.ps1: the Windows double of the rdp-remediator payloads.
 #
-# Every function of scripts/lib/Access.Read.ps1 and Access.Write.ps1 (same names, parameters
-# and output shapes) over the machine state in $global:RrDouble.State (emulator/windows-state.ts)
-# instead of Windows. It models Windows, not the payloads: case-insensitive paths, ACL
-# inheritance, SYSTEM's access checks, icacls, reg.exe, the service control manager and what
-# TermService and SessionEnv do at start. README.md next to this file describes the contract.
+# Every function of scripts/lib/Access.Read.ps1 and Access.Write.ps1, and Test-RrRdpHandshake of
+# Access.Handshake.ps1 (same names, parameters and output shapes) over the machine state in
+# $global:RrDouble.State (emulator/windows-state.ts) instead of Windows. It models Windows, not
+# the payloads: case-insensitive paths, ACL inheritance, SYSTEM's access checks, icacls, reg.exe,
+# netsh, the service control manager, what TermService and SessionEnv do at start, the firewall's
+# stores and the System log. The handshake opens no socket: it asks the emulator's Windows model
+# through $global:RrDouble.Ask (the host's oracle channel). README.md next to this file describes
+# the contract.
 # Dot-sourced at global scope, so it only defines functions, and keeps no script-scope
 # variables (a payload calling these functions would look them up in its own script scope).
 # Verb-RrDouble<Noun> functions are helpers; every other function replaces an access function.
@@ -99,6 +102,8 @@ function Get-RrDoubleKnownPath {
         TokenDefault   = 'O:SYG:SYD:(A;;FA;;;SY)(A;;0x1200a9;;;BA)'
         # What the crypto provider gives a new machine key file (explicit, not inherited).
         NewKeyFile     = 'O:SYG:SYD:(A;;FA;;;SY)(A;;FA;;;BA)(A;;FR;;;NS)'
+        # What the firewall's tools answer while the firewall service cannot be reached.
+        FirewallUnavailable = 'An error occurred while attempting to contact the Windows Defender Firewall service. Make sure that the service is running and try your request again.'
     }
     return $paths[$Name]
 }
@@ -477,16 +482,122 @@ function Start-RrDoubleSessionEnv {
     Add-RrDoubleDetail -Entry $Entry -Text "SessionEnv: issued certificate $($certificate['thumbprint'])"
 }
 
-# ==== Native commands: icacls, reg.exe, netstat =============================================
+# ==== Firewall, System log, the loopback handshake ==========================================
+
+function Get-RrDoubleFirewall {
+    # The firewall as Get-NetFirewall* sees it: they all fail while it cannot be read.
+    $firewall = (Get-RrDoubleState)['firewall']
+    if (-not [bool]$firewall['readable']) { throw (Get-RrDoubleKnownPath -Name 'FirewallUnavailable') }
+    return $firewall
+}
+
+function Find-RrDoubleFirewallRule {
+    param([string]$Name, [string]$Store)
+    # Rule names compare case-insensitively; each store holds its own rules.
+    foreach ($rule in @((Get-RrDoubleFirewall)['rules'])) {
+        if ($null -ne $rule -and [string]::Equals([string]$rule['name'], $Name, 'OrdinalIgnoreCase') -and [string]$rule['policyStore'] -eq $Store) { return $rule }
+    }
+}
+
+function Set-RrDoubleFirewallRuleEnabled {
+    param([string]$Op, [string]$Name, [bool]$Enabled)
+    Invoke-RrDoubleWrite -Op $Op -Target $Name -Body {
+        param($entry)
+        # Enable-/Disable-NetFirewallRule act on the local store: a rule that only Group Policy
+        # defines is not found there.
+        $rule = Find-RrDoubleFirewallRule -Name $Name -Store 'Local'
+        if ($null -eq $rule) { throw "No MSFT_NetFirewallRule objects found with property 'Name' equal to '$Name'.  Verify the value of the property and retry." }
+        $word = if ($Enabled) { 'enabled' } else { 'disabled' }
+        if ([bool]$rule['enabled'] -eq $Enabled) { $entry.detail = "already $word"; return }
+        $rule['enabled'] = $Enabled
+        $entry.detail = $word
+    }
+}
+
+function ConvertTo-RrDoubleFirewallProfiles {
+    param([string[]]$Profiles)
+    # New-NetFirewallRule -Profile: Domain, Private, Public (any case), 'Any' for all three; an
+    # empty list is an empty -Profile, which does not convert.
+    $known = @('Domain', 'Private', 'Public')
+    $wanted = @($Profiles | Where-Object { -not [string]::IsNullOrWhiteSpace($_) })
+    if (@($wanted | Where-Object { $_ -eq 'Any' }).Count -gt 0) { return $known }
+    if ($wanted.Count -eq 0) { $wanted = @('') }
+    foreach ($name in $wanted) { if ($known -notcontains $name) { throw "Cannot convert value `"$name`" to type `"Microsoft.PowerShell.Cmdletization.GeneratedTypes.NetSecurity.Profile`". Specify one of: Any, Domain, Private, Public, NotApplicable." } }
+    return @($known | Where-Object { $wanted -contains $_ })
+}
+
+function ConvertTo-RrDoubleHandshake {
+    param([object]$Answer, [string]$Address, [int]$Port)
+    # An answer as the model (camelCase JSON) or a test (either case) gives it, in the shape of
+    # Test-RrRdpHandshake: PascalCase, ints or $null, the certificate's NotAfter as a UTC date.
+    if ($Answer -is [System.Management.Automation.PSCustomObject]) {
+        $map = [ordered]@{}
+        foreach ($property in $Answer.psobject.Properties) { $map[$property.Name] = $property.Value }
+        $Answer = $map
+    }
+    if ($Answer -isnot [System.Collections.IDictionary]) { throw "The handshake oracle answered $(if ($null -eq $Answer) { 'nothing' } else { $Answer.GetType().Name }), not a dictionary of the handshake's fields" }
+    $field = { param([string]$Name) $key = Find-RrDoubleKey -Map $Answer -Name $Name; if ($null -ne $key) { $Answer[$key] } }
+    $number = { param([string]$Name) $value = & $field $Name; if ($null -ne $value) { [int]$value } }
+    $text = { param([string]$Name) $value = & $field $Name; if ($null -ne $value) { [string]$value } }
+    $failure = & $text 'Error'
+    $stage = & $text 'Stage'
+    if ($null -eq $stage) { $stage = if ($null -eq $failure) { 'done' } else { 'connect' } }
+    $message = & $text 'Message'
+    if ($null -ne $message) {
+        # One short line, as the real check reports an exception's message.
+        $message = ($message -split "`r?`n")[0]
+        if ($message.Length -gt 200) { $message = $message.Substring(0, 200) }
+    }
+    $notAfter = & $field 'CertificateNotAfter'
+    if ($notAfter -is [datetime]) { $notAfter = $notAfter.ToUniversalTime() }
+    elseif ($null -ne $notAfter) { $notAfter = ConvertFrom-RrDoubleDate -Text ([string]$notAfter) }
+    $thumbprint = & $text 'CertificateThumbprint'
+    if ($null -ne $thumbprint) { $thumbprint = $thumbprint.ToUpperInvariant() }
+    # (PowerShell names are case-insensitive: $Address is the parameter, these are the answer's.)
+    $answered = & $text 'Address'; if ($null -eq $answered) { $answered = $Address }
+    $answeredPort = & $number 'Port'; if ($null -eq $answeredPort) { $answeredPort = $Port }
+    return [pscustomobject]@{
+        Address               = $answered
+        Port                  = $answeredPort
+        Stage                 = $stage
+        Error                 = $failure
+        Message               = $message
+        FailureCode           = & $number 'FailureCode'
+        SelectedProtocol      = & $number 'SelectedProtocol'
+        TlsVersion            = & $text 'TlsVersion'
+        Cipher                = & $text 'Cipher'
+        CertificateThumbprint = $thumbprint
+        CertificateNotAfter   = $notAfter
+        ConnectMs             = & $number 'ConnectMs'
+        NegotiateMs           = & $number 'NegotiateMs'
+        TlsMs                 = & $number 'TlsMs'
+    }
+}
+
+function Invoke-RrDoubleNetsh {
+    param([string[]]$Argv, [object]$Entry)
+    # netsh advfirewall export <file>: the whole policy into one file (binary .wfw on Windows;
+    # here a text that names what it holds).
+    if ($Argv.Count -lt 3 -or $Argv[0] -ne 'advfirewall' -or $Argv[1] -ne 'export') { return (New-RrDoubleNativeResult -ExitCode 1 -Output ('The following command was not found: ' + ($Argv -join ' ') + '.')) }
+    $firewall = (Get-RrDoubleState)['firewall']
+    if (-not [bool]$firewall['readable']) { return (New-RrDoubleNativeResult -ExitCode 1 -Output (Get-RrDoubleKnownPath -Name 'FirewallUnavailable')) }
+    $content = 'Windows Defender Firewall policy (modelled export) ' + (ConvertTo-Json -InputObject ([ordered]@{ profiles = $firewall['profiles']; rules = @($firewall['rules']) }) -Depth 10 -Compress)
+    try { $null = Set-RrDoubleFileContent -Path $Argv[2] -Content $content }
+    catch { return (New-RrDoubleNativeResult -ExitCode 1 -Output 'The system cannot find the path specified.') }
+    Add-RrDoubleDetail -Entry $Entry -Text "exported $(@($firewall['rules']).Count) rules"
+    return (New-RrDoubleNativeResult -ExitCode 0 -Output 'Ok.')
+}
+
+# ==== Native commands: icacls, reg.exe, netstat, netsh ======================================
 
 function Invoke-RrDoubleNative {
     param([string]$Op, [string]$FilePath, [string[]]$ArgumentList)
     $program = ($FilePath -split '[\\/]')[-1].ToLowerInvariant()
     if (-not $program.EndsWith('.exe')) { $program += '.exe' }
     $argv = @($ArgumentList)
-    if (@('icacls.exe', 'reg.exe', 'netstat.exe') -notcontains $program) { throw "The term '$FilePath' is not recognized as a name of a cmdlet, function, script file, or executable program." }
+    if (@('icacls.exe', 'reg.exe', 'netstat.exe', 'netsh.exe') -notcontains $program) { throw "The term '$FilePath' is not recognized as a name of a cmdlet, function, script file, or executable program." }
     # Canned results are keyed by program and the first argument after the path (icacls
-    # takes the path first; reg and netstat take none).
+    # takes the path first; reg, netstat and netsh take none).
     $verbIndex = if ($program -eq 'icacls.exe') { 1 } else { 0 }
     $verb = if ($argv.Count -gt $verbIndex) { [string]$argv[$verbIndex] } else { '' }
     $canned = Get-RrDoubleItem -Map (Get-RrDoubleState)['nativeResults'] -Name "$program $verb"
@@ -496,7 +607,7 @@ function Invoke-RrDoubleNative {
         return (New-RrDoubleNativeResult -ExitCode 0 -Output ((@('Active Connections', '', '  Proto  Local Address          Foreign Address        State           PID') + $rows) -join "`n"))
     }
     # The write log names what changes: the saved or exported file, else the path or key.
-    $targetIndex = if ($verb -eq '/save' -or $verb -eq 'export') { 2 } elseif ($program -eq 'reg.exe') { 1 } else { 0 }
+    $targetIndex = if ($verb -eq '/save' -or $verb -eq 'export' -or $program -eq 'netsh.exe') { 2 } elseif ($program -eq 'reg.exe') { 1 } else { 0 }
     $target = [string](@($argv) + @('', '', ''))[$targetIndex]
     Invoke-RrDoubleWrite -Op $Op -Target $target -Body {
         param($entry)
@@ -505,6 +616,7 @@ function Invoke-RrDoubleNative {
             return (New-RrDoubleNativeResult -ExitCode $canned['exitCode'] -Output $canned['output'])
         }
         if ($program -eq 'icacls.exe') { $result = Invoke-RrDoubleIcacls -Argv $argv -Entry $entry }
+        elseif ($program -eq 'netsh.exe') { $result = Invoke-RrDoubleNetsh -Argv $argv -Entry $entry }
         elseif ($verb -eq 'export' -and $argv.Count -ge 3) { $result = Invoke-RrDoubleRegExport -Key $argv[1] -File $argv[2] -Entry $entry }
         else { $result = New-RrDoubleNativeResult -ExitCode 1 -Output 'ERROR: Invalid syntax.' }
         Add-RrDoubleDetail -Entry $entry -Text "exit $($result.ExitCode)"
@@ -712,6 +824,89 @@ function Test-RrWindowsFeatureInstalled {
 
 function Test-RrTcpListener { param([int]$Port) return (@((Get-RrDoubleState)['tcpListeners']) -contains $Port) }
 
+function Get-RrPrimaryIPv4Address {
+    $address = (Get-RrDoubleState)['primaryIPv4']
+    if ($null -ne $address) { return [string]$address }
+    return $null
+}
+
+function Get-RrFirewallProfiles {
+    $profiles = (Get-RrDoubleFirewall)['profiles']
+    foreach ($name in @('Domain', 'Private', 'Public')) { [pscustomobject]@{ Name = $name; Enabled = [bool]$profiles[$name] } }
+}
+
+function Get-RrNetworkCategories {
+    # Get-NetConnectionProfile, one per connected network (not a firewall cmdlet: it still answers).
+    foreach ($category in @((Get-RrDoubleState)['firewall']['networkCategories'])) { if ($null -ne $category) { [string]$category } }
+}
+
+function Get-RrFirewallRules {
+    param([string]$Direction)
+    foreach ($rule in @((Get-RrDoubleFirewall)['rules'])) {
+        if ($null -eq $rule -or -not [string]::Equals([string]$rule['direction'], $Direction, 'OrdinalIgnoreCase')) { continue }
+        $service = $rule['service']
+        [pscustomobject]@{
+            Name        = [string]$rule['name']
+            DisplayName = [string]$rule['displayName']
+            Group       = [string]$rule['group']
+            Enabled     = [bool]$rule['enabled']
+            Action      = [string]$rule['action']
+            Protocol    = [string]$rule['protocol']
+            LocalPorts  = [string[]]@($rule['localPorts'])
+            Profiles    = [string[]]@($rule['profiles'])
+            Service     = $(if ($null -ne $service) { [string]$service } else { $null })
+            PolicyStore = [string]$rule['policyStore']
+        }
+    }
+}
+
+function Get-RrSystemEvents {
+    param([string]$ProviderName, [int[]]$Ids, [datetime]$StartTime, [int]$MaxEvents)
+    # Get-WinEvent -FilterHashtable @{ LogName = 'System'; ProviderName; Id; StartTime } -MaxEvents:
+    # newest first; no match is no output (NoMatchingEventsFound is not an error here).
+    $log = (Get-RrDoubleState)['events']
+    if ($null -eq $log) { throw 'There are no more endpoints available from the endpoint mapper.' }
+    $since = if ($StartTime.Kind -eq [System.DateTimeKind]::Local) { $StartTime.ToUniversalTime() } else { $StartTime }
+    $index = 0
+    $found = foreach ($record in @($log)) {
+        $index++
+        if ($null -eq $record -or -not [string]::Equals([string]$record['provider'], $ProviderName, 'OrdinalIgnoreCase') -or @($Ids) -notcontains [int]$record['id']) { continue }
+        $created = ConvertFrom-RrDoubleDate -Text ([string]$record['timeCreated'])
+        if ($created -lt $since) { continue }
+        [pscustomobject]@{ Order = $index; Event = [pscustomobject]@{ ProviderName = [string]$record['provider']; Id = [int]$record['id']; TimeCreated = $created; Message = [string]$record['message'] } }
+    }
+    if ($MaxEvents -lt 1) { return }
+    # Newest first; of two at the same time, the one logged later.
+    @($found) | Sort-Object -Property @{ Expression = { $_.Event.TimeCreated }; Descending = $true }, @{ Expression = { $_.Order }; Descending = $true } | Select-Object -First $MaxEvents | ForEach-Object { $_.Event }
+}
+
+# ==== Access layer: the loopback handshake (Access.Handshake.ps1) ===========================
+
+function Test-RrRdpHandshake {
+    param([string]$Address, [int]$Port, [int]$TimeoutMilliseconds)
+    # No socket is opened. In the emulator the answer is the Windows model's (rdpHandshake in
+    # emulator/windows.ts), asked through the PowerShell host with the state as it is now; in a
+    # test without a host, $global:RrDouble.Handshake (a dictionary of the answer's fields, or a
+    # scriptblock param($Address, $Port) returning one); without either, a refused connect.
+    $null = Get-RrDoubleState
+    $double = $global:RrDouble
+    $channel = $double['Ask']
+    if ($null -ne $channel) {
+        $body = ConvertTo-Json -InputObject ([ordered]@{ state = (Get-RrDoubleState); address = $Address; port = $Port; timeoutMs = $TimeoutMilliseconds }) -Depth 30 -Compress
+        try { $reply = $channel.Ask('rdp-handshake', $body) }
+        catch {
+            $e = $_.Exception
+            while ($e -is [System.Management.Automation.MethodInvocationException] -and $null -ne $e.InnerException) { $e = $e.InnerException }
+            throw "The emulator's Windows model could not answer the handshake: $($e.Message)"
+        }
+        return (ConvertTo-RrDoubleHandshake -Answer (ConvertFrom-Json -InputObject $reply -AsHashtable -DateKind String) -Address $Address -Port $Port)
+    }
+    $canned = $double['Handshake']
+    if ($canned -is [scriptblock]) { return (ConvertTo-RrDoubleHandshake -Answer (& $canned $Address $Port) -Address $Address -Port $Port) }
+    if ($null -ne $canned) { return (ConvertTo-RrDoubleHandshake -Answer $canned -Address $Address -Port $Port) }
+    return (ConvertTo-RrDoubleHandshake -Answer @{ Stage = 'connect'; Error = 'refused'; Message = 'no handshake oracle in this test'; ConnectMs = 0 } -Address $Address -Port $Port)
+}
+
 function Get-RrMachineGuid {
     $value = Get-RrRegistryValue -Path 'HKLM\SOFTWARE\Microsoft\Cryptography' -Name 'MachineGuid'
     if ($null -ne $value) { return [string]$value }
@@ -903,4 +1098,37 @@ function Write-RrTextFile {
         param($entry)
         $entry.detail = (Set-RrDoubleFileContent -Path $Path -Content $Text) + ", $($Text.Length) chars"
     }
+}
+
+function Enable-RrFirewallRule {
+    param([string]$Name)
+    Set-RrDoubleFirewallRuleEnabled -Op 'Enable-RrFirewallRule' -Name $Name -Enabled $true
+}
+
+function Disable-RrFirewallRule {
+    param([string]$Name)
+    Set-RrDoubleFirewallRuleEnabled -Op 'Disable-RrFirewallRule' -Name $Name -Enabled $false
+}
+
+function New-RrFirewallPortRule {
+    param([string]$Name, [string]$DisplayName, [int]$Port, [string[]]$Profiles)
+    Invoke-RrDoubleWrite -Op 'New-RrFirewallPortRule' -Target $Name -Body {
+        param($entry)
+        $firewall = Get-RrDoubleFirewall
+        # New-NetFirewallRule -Name refuses a name the local store already holds.
+        if ($null -ne (Find-RrDoubleFirewallRule -Name $Name -Store 'Local')) { throw 'Cannot create a file when that file already exists.' }
+        if ($Port -lt 1 -or $Port -gt 65535) { throw "The port number $Port is not in the range 1 to 65535." }
+        $scope = [object[]]@(ConvertTo-RrDoubleFirewallProfiles -Profiles $Profiles)
+        $rule = [ordered]@{
+            name = $Name; displayName = $DisplayName; group = ''; enabled = $true; direction = 'Inbound'; action = 'Allow'; protocol = 'TCP'
+            localPorts = [object[]]@([string]$Port); profiles = $scope; service = 'termservice'; policyStore = 'Local'
+        }
+        $firewall['rules'] = [object[]](@($firewall['rules']) + @(, $rule))
+        $entry.detail = "created: inbound Allow TCP $Port for termservice, profiles $($scope -join ', ')"
+    }
+}
+
+function Export-RrFirewallPolicy {
+    param([string]$Path)
+    return (Invoke-RrDoubleNative -Op 'Export-RrFirewallPolicy' -FilePath 'netsh.exe' -ArgumentList @('advfirewall', 'export', $Path))
 }

@@ -12,6 +12,20 @@
 # Response: { id, stdout, stderr, state, writes, replaced, durationMs }
 #           { id, hostError, timedOut? }       the host, not the payload, failed; it keeps serving
 # timeoutMs: the payload's pipeline is stopped after that long (answered with timedOut: true).
+#
+# Asks (the oracle channel): while a run goes, the double may put a question to the client
+# about the Windows model (emulator/windows.ts) and wait for one answer, in the middle of the
+# run, on the same two streams:
+# Ask:      { id, ask: 'rdp-handshake', seq, state, address, port, timeoutMs }   host -> client
+#           id is the run's request id, seq counts the run's asks from 1; the fields after seq
+#           are the double's (state: the machine state as the double holds it at that moment).
+# Answer:   { id, seq, answer }               client -> host: answer is the model's JSON object
+#           { id, seq, askError }              the client's handler failed; the double throws it
+# The double reaches the channel through $global:RrDouble.Ask, an [RrAsk] made for the run: a
+# class without runspace affinity, so its Ask() runs on the payload's thread with nothing of
+# this runspace. The host's loop does not read stdin while a run goes, so the run's asks are
+# the only reader then. A run stopped while it waits (timeout) leaves that read pending; the
+# loop takes the late line first and drops it, as it drops any answer that comes after its run.
 # RR_PWSH_HOST_CLIENT_PID: the client's pid; when it is gone in the middle of a run, the host
 # exits (between runs it sees stdin close).
 #
@@ -22,7 +36,7 @@
 #   3. Cut out every top-level function the payload defines that the double also provides (the
 #      double's top-level functions whose names do not match -RrDouble), last first. The cut
 #      keeps the line breaks it removes, so error positions carry the composed payload's lines.
-#   4. In a fresh runspace: $global:RrDouble = @{ State; Writes; WriteCount }, dot-source the
+#   4. In a fresh runspace: $global:RrDouble = @{ State; Writes; WriteCount; Ask }, dot-source the
 #      double at global scope, then run the payload as the Run Command agent does: saved as
 #      script0.ps1 and called with `-Name value` tokens that are not quoted, so a value is split
 #      at white space, `^` is removed, and an empty value leaves `-Name` with no argument.
@@ -90,6 +104,102 @@ function Write-HostDiagnostic([string]$Message) {
 function Write-RrTrace([System.Diagnostics.Stopwatch]$Clock, [string]$Phase) {
     if ($Trace) { Write-HostDiagnostic ('{0,8:N1} ms  {1}' -f $Clock.Elapsed.TotalMilliseconds, $Phase) }
 }
+
+# ---------------------------------------------------------------------------------------------
+# The protocol's streams, shared by this loop and a run's asks (never at the same time).
+
+# No runspace affinity: a run's thread calls these methods while this runspace waits for it.
+[NoRunspaceAffinity()]
+class RrProtocol {
+    hidden [System.IO.StreamWriter]$Out
+    hidden [System.IO.StreamReader]$In
+    # A read that was not awaited to the end (a stopped run's ask); the next reader takes its line.
+    hidden [System.Threading.Tasks.Task[string]]$Pending = $null
+    hidden [object]$WriteLock = [object]::new()
+
+    RrProtocol([System.IO.StreamWriter]$Out, [System.IO.StreamReader]$In) {
+        $this.Out = $Out
+        $this.In = $In
+    }
+
+    [void] WriteLine([string]$Line) {
+        [System.Threading.Monitor]::Enter($this.WriteLock)
+        try {
+            $this.Out.WriteLine($Line)
+            $this.Out.Flush()
+        }
+        finally { [System.Threading.Monitor]::Exit($this.WriteLock) }
+    }
+
+    # Whether the next line has come within WaitMs (-1: however long it takes); Take() returns it.
+    [bool] Wait([int]$WaitMs) {
+        if ($null -eq $this.Pending) { $this.Pending = $this.In.ReadLineAsync() }
+        return $this.Pending.Wait($WaitMs)
+    }
+
+    # The line Wait() saw come, or $null at the end of the input. [object], not [string]: a
+    # [string] method would return '' for $null, and the end of the input would look like a blank line.
+    [object] Take() {
+        $task = $this.Pending
+        $this.Pending = $null
+        return $task.GetAwaiter().GetResult()
+    }
+
+    [object] ReadLine() {
+        $null = $this.Wait(-1)
+        return $this.Take()
+    }
+}
+
+# One run's handle on the oracle channel, as $global:RrDouble.Ask.
+[NoRunspaceAffinity()]
+class RrAsk {
+    hidden [RrProtocol]$Protocol
+    # The run's request id as JSON text (a number or a string).
+    hidden [string]$IdJson
+    hidden [int]$Count = 0
+    # Set by the host when it stops the run: an ask waiting for its answer gives up.
+    [bool]$Cancelled = $false
+
+    RrAsk([RrProtocol]$Protocol, [string]$IdJson) {
+        $this.Protocol = $Protocol
+        $this.IdJson = $IdJson
+    }
+
+    # Sends one ask (Kind, and BodyJson: a JSON object of its fields) and returns the answer's
+    # JSON text; throws the client's askError, or when the run is stopped while it waits.
+    [string] Ask([string]$Kind, [string]$BodyJson) {
+        if ($Kind -notmatch '^[a-z]+(-[a-z]+)*$') { throw [System.ArgumentException]::new("ask kind '$Kind' is not a lower-case word list") }
+        $body = $BodyJson.Trim()
+        if (-not $body.StartsWith('{') -or -not $body.EndsWith('}')) { throw [System.ArgumentException]::new('an ask body is a JSON object') }
+        $this.Count++
+        $seq = $this.Count
+        $fields = $body.Substring(1).TrimStart()
+        $line = '{"id":' + $this.IdJson + ',"ask":"' + $Kind + '","seq":' + $seq
+        if ($fields -ne '}') { $line += ',' + $fields } else { $line += '}' }
+        $this.Protocol.WriteLine($line)
+        while (-not $this.Protocol.Wait(250)) {
+            if ($this.Cancelled) { throw [System.OperationCanceledException]::new("the run was stopped while ask $seq ($Kind) waited for its answer") }
+        }
+        $answer = $this.Protocol.Take()
+        if ($null -eq $answer) { throw [System.IO.EndOfStreamException]::new("the client closed the protocol while ask $seq ($Kind) waited for its answer") }
+        $doc = [System.Text.Json.JsonDocument]::Parse($answer)
+        try {
+            $root = $doc.RootElement
+            $el = [System.Text.Json.JsonElement]::new()
+            $number = [System.Text.Json.JsonValueKind]::Number
+            if (-not $root.TryGetProperty('seq', [ref]$el) -or $el.ValueKind -ne $number -or $el.GetInt32() -ne $seq) {
+                throw [System.IO.InvalidDataException]::new("the client did not answer ask ${seq}: " + $answer.Substring(0, [Math]::Min(200, $answer.Length)))
+            }
+            if ($root.TryGetProperty('askError', [ref]$el)) { throw [System.InvalidOperationException]::new([string]$el.ToString()) }
+            if (-not $root.TryGetProperty('answer', [ref]$el)) { throw [System.IO.InvalidDataException]::new("the answer to ask $seq has neither answer nor askError") }
+            return $el.GetRawText()
+        }
+        finally { $doc.Dispose() }
+    }
+}
+
+$Protocol = [RrProtocol]::new($ProtocolOut, $ProtocolIn)
 
 # ---------------------------------------------------------------------------------------------
 # Script text and the command line.
@@ -311,7 +421,7 @@ function ConvertTo-RrStdout([System.Management.Automation.PSDataCollection[psobj
 # Waits for the payload's pipeline. Past the request's timeoutMs it stops the pipeline and
 # throws a TimeoutException; if the client process is gone it exits, so that a payload that
 # never ends does not outlive it.
-function Wait-RrPipeline([powershell]$PowerShell, [System.IAsyncResult]$Async, [long]$TimeoutMs, [System.Diagnostics.Stopwatch]$Clock) {
+function Wait-RrPipeline([powershell]$PowerShell, [System.IAsyncResult]$Async, [long]$TimeoutMs, [System.Diagnostics.Stopwatch]$Clock, [RrAsk]$Ask) {
     $started = $Clock.ElapsedMilliseconds
     while (-not $Async.AsyncWaitHandle.WaitOne(250)) {
         if (-not (Test-RrClientAlive)) {
@@ -320,6 +430,8 @@ function Wait-RrPipeline([powershell]$PowerShell, [System.IAsyncResult]$Async, [
             [System.Environment]::Exit(3)
         }
         if ($TimeoutMs -gt 0 -and $Clock.ElapsedMilliseconds - $started -ge $TimeoutMs) {
+            # An ask waiting for its answer is a .NET call the stop cannot interrupt: it gives up by itself.
+            $Ask.Cancelled = $true
             $stop = $PowerShell.BeginStop($null, $null)
             if (-not $stop.AsyncWaitHandle.WaitOne(5000)) {
                 # A blocking .NET call PowerShell cannot interrupt: the client kills this process.
@@ -361,10 +473,12 @@ function Invoke-RrRequest($Request, [System.Diagnostics.Stopwatch]$Clock) {
     $invocation = [RrScript]::Invocation($ScriptPath, $Request.Parameters)
     Write-RrTrace $Clock 'parsed (or cached), functions cut, script0.ps1 written'
 
+    $ask = [RrAsk]::new($Protocol, (ConvertTo-Json -InputObject $Request.Id -Compress))
     $rrDouble = @{
         State      = (ConvertFrom-Json -InputObject $Request.StateJson -AsHashtable -DateKind String)
         Writes     = [System.Collections.Generic.List[object]]::new()
         WriteCount = 0
+        Ask        = $ask
     }
     $runspace = Get-RrFreshRunspace
     $ps = [powershell]::Create()
@@ -386,7 +500,7 @@ function Invoke-RrRequest($Request, [System.Diagnostics.Stopwatch]$Clock) {
         $output = [System.Management.Automation.PSDataCollection[psobject]]::new()
         $terminating = $null
         $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]$null, $output)
-        Wait-RrPipeline $ps $async $Request.TimeoutMs $Clock
+        Wait-RrPipeline $ps $async $Request.TimeoutMs $Clock $ask
         try { $null = $ps.EndInvoke($async) }
         catch {
             $reason = $ps.InvocationStateInfo.Reason
@@ -430,12 +544,14 @@ function Read-RrRequest([string]$Line) {
     $doc = [System.Text.Json.JsonDocument]::Parse($Line)
     try {
         $root = $doc.RootElement
-        $request = @{ Id = $null; Ping = $false }
+        $request = @{ Id = $null; Ping = $false; LateAnswer = $false }
         $el = [System.Text.Json.JsonElement]::new()
         if ($root.TryGetProperty('id', [ref]$el)) {
             $request.Id = switch ($el.ValueKind) { 'Number' { $el.GetInt64() } 'String' { $el.GetString() } default { $null } }
         }
         if ($root.TryGetProperty('ping', [ref]$el) -and $el.ValueKind -eq 'True') { $request.Ping = $true; return $request }
+        # The answer to an ask of a run that has ended (stopped while it waited): nobody reads it.
+        if ($root.TryGetProperty('seq', [ref]$el)) { $request.LateAnswer = $true; return $request }
         $request.Script = $root.GetProperty('script').GetString()
         $request.DoublePath = $root.GetProperty('doublePath').GetString()
         $request.StateJson = $root.GetProperty('state').GetRawText()
@@ -457,8 +573,7 @@ function Read-RrRequest([string]$Line) {
 
 function Send-RrResponse($Response, [System.Diagnostics.Stopwatch]$Clock) {
     $json = ConvertTo-Json -InputObject $Response -Depth 30 -Compress
-    $ProtocolOut.WriteLine($json)
-    $ProtocolOut.Flush()
+    $Protocol.WriteLine($json)
     if ($null -ne $Clock) { Write-RrTrace $Clock ('response sent, {0} characters' -f $json.Length) }
 }
 
@@ -468,7 +583,7 @@ Write-HostDiagnostic ('PowerShell {0}, pid {1}, work dir {2}' -f $PSVersionTable
 try {
     Open-RrSpareRunspace
     while ($true) {
-        $line = $ProtocolIn.ReadLine()
+        $line = $Protocol.ReadLine()
         if ($null -eq $line) { break }
         if ($line.Trim() -eq '') { continue }
         $clock = [System.Diagnostics.Stopwatch]::StartNew()
@@ -476,6 +591,10 @@ try {
         try {
             $request = Read-RrRequest $line
             $id = $request.Id
+            if ($request.LateAnswer) {
+                Write-HostDiagnostic ('dropped an answer that came after its run: ' + $line.Substring(0, [Math]::Min(200, $line.Length)))
+                continue
+            }
             if ($request.Ping) {
                 $response = [ordered]@{ id = $id; pong = $true; psVersion = $PSVersionTable.PSVersion.ToString(); pid = $PID }
             }

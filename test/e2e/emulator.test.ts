@@ -2,7 +2,8 @@
  * The emulator speaks the protocols the real SDKs expect: @azure/identity gets a token from its
  * managed-identity endpoint, and @azure/arm-compute reads VMs and runs commands over HTTPS,
  * through the LRO, conflict, power-state, agent and throttling paths. Payload output (the real scripts
- * under PowerShell, against the Windows double) validates against the contract.
+ * under PowerShell, against the Windows double) validates against the contract, and the loopback
+ * handshake the probe runs is answered by the emulator's Windows model, also tested here on its own.
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -10,8 +11,9 @@ import { promisify } from 'node:util';
 import { ComputeManagementClient, type RunCommandInput, type RunCommandResult } from '@azure/arm-compute';
 import { DefaultAzureCredential } from '@azure/identity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scenarioVm, seedDemoFleet, WINDOWS_SCENARIOS, type DemoScenario } from '../../emulator/fleet.js';
+import { scenarioVm, seedDemoFleet, WINDOWS_SCENARIOS, windowsScenario, type DemoScenario, type MatrixScenario, type WindowsScenario } from '../../emulator/fleet.js';
 import { startEmulator, trustEmulatorCa, type Emulator, type WindowsState } from '../../emulator/index.js';
+import { activeFirewallProfiles, assessRdp, firewallAdmits, firewallRule, HANDSHAKE_CIPHER, rdpHandshake, type RdpHandshakeAnswer } from '../../emulator/windows.js';
 import type { ActionId } from '../../src/contract/actions.js';
 import { FixResultSchema, ProbeResultSchema, type FixResult, type ProbeResult } from '../../src/contract/results.js';
 import { composePayload } from '../../src/payloads/compose.js';
@@ -276,6 +278,22 @@ describe('the real payloads under PowerShell, with the Windows double behind eve
     expect(facts['weak-security-layer']?.rdp).toMatchObject({ securityLayer: 0, userAuthentication: 0 });
     expect(facts['gpo-enforced-security-layer']?.policy).toMatchObject({ securityLayer: true, userAuthentication: true });
     expect(facts['nla-dc-unreachable']?.domain).toEqual({ joined: true, secureChannel: 'broken' });
+    // The handshake is the Windows model's answer for each VM, asked in the middle of the probe.
+    expect(facts['firewall-rdp-rules-disabled']?.handshake?.attempts[0]).toMatchObject({ address: '127.0.0.1', port: 3389, stage: 'done', servedCert: 'remote-desktop' });
+    expect(facts['firewall-rdp-rules-disabled']?.firewall).toMatchObject({ readable: true, portAdmitted: false, gpo: false });
+    expect(facts['key-file-acl']?.handshake?.attempts[0]).toMatchObject({ stage: 'tls', error: 'reset', cert: null });
+    expect(facts['missing-cert']?.handshake?.attempts[0]).toMatchObject({ stage: 'negotiate', error: 'negotiation-failure', failureCode: 3 });
+    expect(facts['termservice-stopped']?.handshake?.attempts[0]).toMatchObject({ stage: 'connect', error: 'refused' });
+    expect(facts['tls12-disabled']?.events?.items).toEqual([expect.objectContaining({ source: 'Schannel', id: 36871, count: 3 })]);
+  });
+
+  it('enables the Remote Desktop firewall rules, and remote clients get in', async () => {
+    const id = fleet['firewall-rdp-rules-disabled'];
+    expect(emu.vm(id).rdp).toEqual({ connectable: false, problems: ['firewall-blocks-port'] });
+    const fixed = await fix(id, ['enable-rdp-firewall-rules']);
+    expect(fixed.actions.map((a) => [a.id, a.changed, a.verified, a.error])).toEqual([['enable-rdp-firewall-rules', true, true, null]]);
+    expect(fixed.verify?.firewall.portAdmitted).toBe(true);
+    expect(emu.vm(id).rdp).toEqual({ connectable: true, problems: [] });
   });
 
   it('fixes TLS 1.2 only once TermService restarts, backs up under the RunId, and a second run is a no-op', async () => {
@@ -358,5 +376,121 @@ describe('the real payloads under PowerShell, with the Windows double behind eve
     expect(emu.vm(id).rdp?.connectable).toBe(true);
     const undone = await fix(id, ['restore-rdp-security'], { restoreUserAuthentication: '1' });
     expect(undone.actions[0]).toMatchObject({ changed: true, verified: true, after: { userAuthentication: 1 } });
+  });
+});
+
+describe('the Windows model: what a client would observe, and whether a remote client gets in', () => {
+  const NOW = new Date('2026-06-01T10:00:00Z');
+  const state = (scenario: WindowsScenario | MatrixScenario): WindowsState => windowsScenario(scenario, { computerName: 'RDPMODEL01', now: NOW, seed: scenario });
+  const loopback = (w: WindowsState, port = 3389): RdpHandshakeAnswer => rdpHandshake(w, { address: '127.0.0.1', port, timeoutMs: 2000 });
+
+  it('a healthy listener completes TLS with the Remote Desktop certificate, the same way every time', () => {
+    const w = state('healthy');
+    const answer = loopback(w);
+    expect(answer).toEqual({
+      address: '127.0.0.1',
+      port: 3389,
+      stage: 'done',
+      error: null,
+      message: null,
+      failureCode: null,
+      selectedProtocol: 2,
+      tlsVersion: 'Tls12',
+      cipher: HANDSHAKE_CIPHER,
+      certificateThumbprint: w.certificates['Remote Desktop']?.[0]?.thumbprint,
+      certificateNotAfter: w.certificates['Remote Desktop']?.[0]?.notAfter,
+      connectMs: 1,
+      negotiateMs: 2,
+      tlsMs: 6,
+    });
+    expect(loopback(structuredClone(w))).toEqual(answer);
+    expect(loopback(state('nla-off')).selectedProtocol).toBe(1);
+    // A custom binding serves the bound certificate.
+    const bound = state('ca-cert-bound');
+    expect(loopback(bound).certificateThumbprint).toBe(bound.certificates['My']?.[0]?.thumbprint);
+  });
+
+  it('stops where Windows would: refused connect, negotiation failure, TLS failure, reset', () => {
+    const outcome = (a: RdpHandshakeAnswer): string => `${a.stage} ${a.error ?? '-'} ${a.failureCode ?? '-'} ${a.certificateThumbprint === null ? 'no-cert' : 'cert'}`;
+    expect(outcome(loopback(state('termservice-stopped')))).toBe('connect refused - no-cert');
+    expect(outcome(loopback(state('healthy'), 3390))).toBe('connect refused - no-cert');
+    // TermService still listens on the port it started with.
+    expect(outcome(loopback(state('port-changed-not-restarted'), 3390))).toBe('connect refused - no-cert');
+    expect(outcome(loopback(state('security-layer-rdp')))).toBe('negotiate negotiation-failure 2 no-cert');
+    expect(outcome(loopback(state('expired-self-signed-cert')))).toBe('negotiate negotiation-failure 3 no-cert');
+    expect(outcome(loopback(state('missing-cert')))).toBe('negotiate negotiation-failure 3 no-cert');
+    expect(outcome(loopback(state('tls12-disabled')))).toBe('tls tls - no-cert');
+    for (const scenario of ['key-file-acl', 'machinekeys-folder-acl', 'key-file-missing', 'stale-binding'] as const) {
+      expect(outcome(loopback(state(scenario))), scenario).toBe('tls reset - no-cert');
+    }
+    expect(loopback(state('termservice-stopped')).message).toBe('No connection could be made because the target machine actively refused it. 127.0.0.1:3389');
+  });
+
+  it('a listener bound to one adapter refuses loopback and accepts on the primary address; an address not on the VM times out', () => {
+    const w = state('listener-bound-to-adapter');
+    expect(loopback(w)).toMatchObject({ stage: 'connect', error: 'refused' });
+    expect(rdpHandshake(w, { address: '10.0.0.4', port: 3389 })).toMatchObject({ stage: 'done', error: null });
+    expect(rdpHandshake(state('healthy'), { address: '10.0.0.4', port: 3389 })).toMatchObject({ stage: 'done' });
+    expect(rdpHandshake(w, { address: '192.0.2.10', port: 3389, timeoutMs: 1500 })).toMatchObject({ stage: 'connect', error: 'timeout', connectMs: 1500 });
+    expect(assessRdp(w)).toEqual({ connectable: true, problems: [] });
+  });
+
+  it('remote clients pass the guest firewall only through an enabled inbound Allow rule for the port and no Block rule; loopback is never filtered', () => {
+    const disabled = state('firewall-rdp-rules-disabled');
+    expect(loopback(disabled).stage).toBe('done');
+    expect(assessRdp(disabled)).toEqual({ connectable: false, problems: ['firewall-blocks-port'] });
+    expect(firewallAdmits(disabled, 3389)).toBe(false);
+
+    const healthy = state('healthy');
+    expect(firewallAdmits(healthy, 3389)).toBe(true);
+    expect(firewallAdmits(healthy, 3390)).toBe(false);
+    // Block wins over Allow.
+    const blocked = structuredClone(healthy);
+    blocked.firewall.rules.push({ ...firewallRule(healthy, 'RemoteDesktop-UserMode-In-TCP'), name: 'Block-RDP', group: '', action: 'Block', service: null });
+    expect(assessRdp(blocked).problems).toEqual(['firewall-blocks-port']);
+    // A rule scoped to another service does not admit TermService's connections.
+    const otherService = structuredClone(disabled);
+    otherService.firewall.rules.push({ ...firewallRule(healthy, 'RemoteDesktop-UserMode-In-TCP'), name: 'Other', service: 'w3svc' });
+    expect(firewallAdmits(otherService, 3389)).toBe(false);
+    // A firewall that is off for the active profile admits everything; the profile follows the network category.
+    const off = structuredClone(disabled);
+    off.firewall.profiles.Public = false;
+    expect(assessRdp(off).connectable).toBe(true);
+    off.firewall.networkCategories = ['DomainAuthenticated'];
+    expect(activeFirewallProfiles(off.firewall)).toEqual(['Domain']);
+    expect(assessRdp(off).connectable).toBe(false);
+    off.firewall.networkCategories = [];
+    expect(activeFirewallProfiles(off.firewall)).toEqual(['Public']);
+    // The custom-port case: listening on 3390, only the built-in 3389 rules.
+    expect(assessRdp(state('custom-port-no-rule'))).toEqual({ connectable: false, problems: ['firewall-blocks-port'] });
+    expect(assessRdp(state('port-changed-not-restarted'))).toEqual({ connectable: false, problems: ['not-listening', 'firewall-blocks-port'] });
+  });
+
+  it('the acceptance oracle lets a client fall back to standard RDP security where the server allows it', () => {
+    expect(assessRdp(state('security-layer-rdp')).connectable).toBe(true);
+    // Negotiate without NLA: a client that cannot do TLS falls back.
+    const negotiate = state('security-layer-negotiate');
+    negotiate.registry['HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp'] = {
+      ...negotiate.registry['HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp'],
+      UserAuthentication: { kind: 'DWord', value: 0 },
+    };
+    negotiate.certificates['Remote Desktop'] = [];
+    expect(loopback(negotiate)).toMatchObject({ error: 'negotiation-failure', failureCode: 3 });
+    expect(assessRdp(negotiate).connectable).toBe(true);
+    expect(assessRdp(state('many-causes')).problems).toEqual(['tls12-unavailable', 'bound-certificate-unusable']);
+  });
+
+  it('seeds the System-log events Windows would have written, the same for the same seed and clock', () => {
+    const ids = (w: WindowsState): string[] => (w.events ?? []).map((e) => `${e.provider}:${e.id}`);
+    expect(ids(state('key-file-acl'))).toEqual(['Schannel:36870', 'Schannel:36870', 'Schannel:36870']);
+    expect(ids(state('key-file-missing'))).toEqual(['Microsoft-Windows-TerminalServices-RemoteConnectionManager:1057', 'Schannel:36870', 'Schannel:36870', 'Schannel:36870']);
+    expect(ids(state('tls12-disabled'))).toEqual(['Schannel:36871', 'Schannel:36871', 'Schannel:36871']);
+    expect(ids(state('expired-self-signed-cert'))).toEqual(['Microsoft-Windows-TerminalServices-RemoteConnectionManager:1058']);
+    expect(ids(state('nla-dc-unreachable'))).toEqual(['TermDD:56', 'TermDD:56']);
+    expect(ids(state('healthy'))).toEqual([]);
+    const events = state('many-causes').events ?? [];
+    expect(events.map((e) => e.timeCreated)).toEqual([...events.map((e) => e.timeCreated)].sort());
+    expect(events.every((e) => Date.parse(e.timeCreated) < NOW.getTime())).toBe(true);
+    expect(state('many-causes')).toEqual(state('many-causes'));
   });
 });

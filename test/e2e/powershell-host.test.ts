@@ -2,14 +2,19 @@
  * The long-lived PowerShell host (emulator/powershell.ts + emulator/powershell/host.ps1) with a
  * tiny stand-in double written here, not the project's Windows double: parameters reach the
  * payload as the Run Command agent passes them, the double's functions replace the payload's,
- * each run gets a fresh runspace, errors come back as stderr, replay substitutes the RunId.
+ * each run gets a fresh runspace, errors come back as stderr, replay substitutes the RunId, and
+ * the double's asks reach this side's handler and come back in the middle of a run.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PowerShellHost, PowerShellHostError, PowerShellTimeoutError, type PowerShellRunRequest } from '../../emulator/powershell.js';
+import { PowerShellHost, PowerShellHostError, PowerShellTimeoutError, type PowerShellAsk, type PowerShellRunRequest } from '../../emulator/powershell.js';
+import { defaultFirewall, healthyWindows } from '../../emulator/windows.js';
 import type { WindowsState } from '../../emulator/windows-state.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import { locatePwsh } from '../../tools/pwsh.mjs';
 
 const lookup = locatePwsh({ install: false });
@@ -45,6 +50,17 @@ function Stop-RrListener {
 }
 # A helper of the double's own, not an access-layer function: payloads keep theirs.
 function Get-RrDoubleWriteCount { $global:RrDouble.WriteCount }
+# Asks this side, as the project's double does, with the state as it is at that moment.
+function Test-RrRdpHandshake {
+    param([string]$Address, [int]$Port, [int]$TimeoutMilliseconds)
+    $body = ConvertTo-Json -InputObject ([ordered]@{ state = $global:RrDouble.State; address = $Address; port = $Port; timeoutMs = $TimeoutMilliseconds }) -Depth 30 -Compress
+    try { ConvertFrom-Json -InputObject ($global:RrDouble.Ask.Ask('rdp-handshake', $body)) -AsHashtable }
+    catch {
+        $e = $_.Exception
+        while ($e -is [System.Management.Automation.MethodInvocationException] -and $null -ne $e.InnerException) { $e = $e.InnerException }
+        throw ('handshake: ' + $e.Message)
+    }
+}
 `;
 
 function baseState(overrides: Partial<WindowsState> = {}): WindowsState {
@@ -63,6 +79,9 @@ function baseState(overrides: Partial<WindowsState> = {}): WindowsState {
     services: { TermService: { status: 'Running', dependsOn: ['RPCSS'], startPendingReads: 0, pendingReadsLeft: 0, startFailure: null } },
     wmi: { readable: true, policySourceSecurityLayer: 0, policySourceUserAuthenticationRequired: 0, policySourceMinEncryptionLevel: 0 },
     tcpListeners: [3389, 5985],
+    primaryIPv4: '10.0.0.4',
+    firewall: defaultFirewall(),
+    events: [],
     termServiceLoaded: null,
     nativeResults: {},
     faults: { throwAtWrite: null, unreadableAcls: [] },
@@ -88,6 +107,19 @@ describe.skipIf(pwsh === null)('PowerShell host (host.ps1 in one long-lived pwsh
   let doublePath: string;
   let host: PowerShellHost;
   let replayHost: PowerShellHost;
+  let askHost: PowerShellHost;
+  /** What askHost's handler was asked, in order. */
+  const asked: PowerShellAsk[] = [];
+  /** Ports on which askHost's handler never answers (the run must be stopped while it waits). */
+  const HANG_PORT = 9;
+  const FAIL_PORT = 1;
+
+  function askHandler(ask: PowerShellAsk): unknown {
+    asked.push(ask);
+    if (ask.port === FAIL_PORT) throw new Error(`no model for port ${ask.port}`);
+    if (ask.port === HANG_PORT) return new Promise(() => undefined);
+    return { stage: 'done', address: ask.address, port: ask.port, seenComputerName: ask.state.computerName, seenKeys: Object.keys(ask.state.registry).length };
+  }
 
   const run = (script: string, parameters: PowerShellRunRequest['parameters'] = [], state: WindowsState = baseState()) =>
     host.run({ script, parameters, state });
@@ -96,14 +128,15 @@ describe.skipIf(pwsh === null)('PowerShell host (host.ps1 in one long-lived pwsh
     dir = mkdtempSync(join(tmpdir(), 'rr-pwsh-host-test-'));
     doublePath = join(dir, 'StandInDouble.ps1');
     writeFileSync(doublePath, DOUBLE);
-    [host, replayHost] = await Promise.all([
+    [host, replayHost, askHost] = await Promise.all([
       PowerShellHost.start({ pwshPath: pwsh ?? undefined, doublePath, timeoutMs: 20_000 }),
       PowerShellHost.start({ pwshPath: pwsh ?? undefined, doublePath, replay: true }),
+      PowerShellHost.start({ pwshPath: pwsh ?? undefined, doublePath, askHandler, timeoutMs: 20_000 }),
     ]);
   });
 
   afterAll(async () => {
-    await Promise.all([host?.close(), replayHost?.close()]);
+    await Promise.all([host?.close(), replayHost?.close(), askHost?.close()]);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -271,6 +304,20 @@ Write-Warning 'careful'
     }
   });
 
+  it('exits when its input ends between runs (end of input is not a blank line)', async () => {
+    const child = spawn(pwsh ?? 'pwsh', ['-NoProfile', '-NonInteractive', '-File', join(packageRoot(), 'emulator', 'powershell', 'host.ps1')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const first = new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve));
+      child.stdin.write(`${JSON.stringify({ id: 1, ping: true })}\n`);
+      expect(JSON.parse(await first)).toMatchObject({ id: 1, pong: true });
+      child.stdin.end();
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('serialises concurrent runs through the queue', async () => {
     const outs = await Promise.all(Array.from({ length: 5 }, (_, i) => run(`param([string]$N)\n"n=$N"`, [{ name: 'N', value: String(i) }])));
     expect(outs.map((o) => o.stdout)).toEqual(['n=0', 'n=1', 'n=2', 'n=3', 'n=4']);
@@ -315,6 +362,87 @@ Set-RrRegistryValue -Path "HKLM\\SOFTWARE\\RdpRemediation\\$RunId" -Name 'Result
     expect(outs.map((o) => o.stdout)).toEqual(ids.map((id) => `{"runId":"${id}","storm":true}`));
     expect(outs.filter((o) => !o.replayed)).toHaveLength(1);
     expect(replayHost.stats.runs).toBe(runsBefore + 1);
+  });
+
+  it('an ask goes to the handler with the state as the double holds it then, and its answer comes back into the run', async () => {
+    asked.length = 0;
+    const script = `Set-RrRegistryValue -Path 'HKLM\\SOFTWARE\\Asked' -Name 'Before' -Kind DWord -Value 1
+$answer = Test-RrRdpHandshake -Address '127.0.0.1' -Port 3389 -TimeoutMilliseconds 2500
+"$($answer.stage) $($answer.address):$($answer.port) $($answer.seenComputerName) $($answer.seenKeys)"
+'the run goes on'`;
+    const before = askHost.stats.asks;
+    const out = await askHost.run({ script, parameters: [], state: baseState() });
+    expect(out.stderr).toBe('');
+    expect(out.stdout).toBe('done 127.0.0.1:3389 VM-TEST 2\nthe run goes on');
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toMatchObject({ kind: 'rdp-handshake', address: '127.0.0.1', port: 3389, timeoutMs: 2500 });
+    // The registry value written just before the ask is in the state the handler saw.
+    expect(asked[0]?.state.registry['HKLM\\SOFTWARE\\Asked']).toEqual({ Before: { kind: 'DWord', value: 1 } });
+    expect(askHost.stats.asks).toBe(before + 1);
+  });
+
+  it('a run that asks twice gets each answer in turn', async () => {
+    asked.length = 0;
+    const out = await askHost.run({
+      script: `"$((Test-RrRdpHandshake -Address '127.0.0.1' -Port 3389 -TimeoutMilliseconds 100).port)"
+"$((Test-RrRdpHandshake -Address '10.0.0.4' -Port 3390 -TimeoutMilliseconds 100).address)"`,
+      parameters: [],
+      state: baseState(),
+    });
+    expect(out.stderr).toBe('');
+    expect(out.stdout).toBe('3389\n10.0.0.4');
+    expect(asked.map((a) => [a.address, a.port])).toEqual([
+      ['127.0.0.1', 3389],
+      ['10.0.0.4', 3390],
+    ]);
+  });
+
+  it('a handler that throws makes the double\'s call throw its message; the run and the host go on', async () => {
+    const out = await askHost.run({
+      script: `try { Test-RrRdpHandshake -Address '127.0.0.1' -Port ${FAIL_PORT} -TimeoutMilliseconds 100 } catch { 'caught: ' + $_.Exception.Message }
+"then $((Test-RrRdpHandshake -Address '127.0.0.1' -Port 3389 -TimeoutMilliseconds 100).stage)"`,
+      parameters: [],
+      state: baseState(),
+    });
+    expect(out.stderr).toBe('');
+    expect(out.stdout).toBe(`caught: handshake: no model for port ${FAIL_PORT}\nthen done`);
+  });
+
+  it('a run stopped while its ask waits for an answer times out like any run; the process keeps serving', async () => {
+    const { restarts, timeouts } = askHost.stats;
+    await expect(
+      askHost.run({ script: `Test-RrRdpHandshake -Address '127.0.0.1' -Port ${HANG_PORT} -TimeoutMilliseconds 100`, parameters: [], state: baseState(), timeoutMs: 1_000 }),
+    ).rejects.toThrow(PowerShellTimeoutError);
+    const next = await askHost.run({ script: `"after $((Test-RrRdpHandshake -Address '127.0.0.1' -Port 3389 -TimeoutMilliseconds 100).stage)"`, parameters: [], state: baseState() });
+    expect(next.stdout).toBe('after done');
+    expect(askHost.stats).toMatchObject({ restarts, timeouts: timeouts + 1 });
+  });
+
+  it('the default handler is the Windows model: what a client would observe against the state', async () => {
+    const state = healthyWindows({ computerName: 'VM-MODEL', now: new Date('2025-03-01T10:00:00Z'), seed: 'host-test' });
+    const out = await host.run({
+      script: `$a = Test-RrRdpHandshake -Address '127.0.0.1' -Port 3389 -TimeoutMilliseconds 100
+"$($a.stage) $($a.selectedProtocol) $($a.tlsVersion) $($a.certificateThumbprint)"
+$b = Test-RrRdpHandshake -Address '127.0.0.1' -Port 3390 -TimeoutMilliseconds 100
+"$($b.stage) $($b.error)"`,
+      parameters: [],
+      state,
+    });
+    expect(out.stderr).toBe('');
+    expect(out.stdout).toBe(`done 2 Tls12 ${state.certificates['Remote Desktop']?.[0]?.thumbprint ?? '?'}\nconnect refused`);
+  });
+
+  it('replay: a run that asked is replayed from its record without asking again', async () => {
+    const script = `param([Parameter(Mandatory = $true)][string]$RunId)
+$a = Test-RrRdpHandshake -Address '127.0.0.1' -Port 3389 -TimeoutMilliseconds 100
+"$RunId $($a.stage)"`;
+    const state = healthyWindows({ computerName: 'VM-REPLAY', now: new Date('2025-03-01T10:00:00Z'), seed: 'host-replay' });
+    const first = await replayHost.run({ script, parameters: [{ name: 'RunId', value: RUN_ID }], state });
+    const asks = replayHost.stats.asks;
+    const again = await replayHost.run({ script, parameters: [{ name: 'RunId', value: OTHER_RUN_ID }], state });
+    expect([first.replayed, again.replayed]).toEqual([false, true]);
+    expect(again.stdout).toBe(`${OTHER_RUN_ID} done`);
+    expect(replayHost.stats.asks).toBe(asks);
   });
 
   it('timing: median of 20 runs of a small payload', async () => {

@@ -17,7 +17,7 @@ import type { ActionId, Permission } from '../../src/contract/actions.js';
 import type { FixParameters } from '../../src/contract/parameters.js';
 import type { ProbeFacts } from '../../src/contract/facts.js';
 import { FixResultSchema, ProbeResultSchema, RESULT_LINE_MAX_BYTES, type ActionResult, type FixResult } from '../../src/contract/results.js';
-import { blockingFindings, diagnose, type FindingCode } from '../../src/core/diagnose.js';
+import { blockingFindings, diagnose, handshakeVerdict, type FindingCode, type HandshakeVerdict } from '../../src/core/diagnose.js';
 import { planRemediation, type Plan } from '../../src/core/planner.js';
 import { composePayload } from '../../src/payloads/compose.js';
 import { powerShellForTests } from '../support/powershell.js';
@@ -137,39 +137,53 @@ interface Expectation {
   /** The oracle's verdict before and after. */
   readonly acceptsBefore: boolean;
   readonly acceptsAfter: boolean;
+  /** The loopback handshake the probe ran, before and after (handshakeVerdict's kind). */
+  readonly handshake: readonly [HandshakeVerdict['kind'], HandshakeVerdict['kind']];
 }
 
 const ALL: Record<WindowsScenario | MatrixScenario, Expectation> = {
-  healthy: { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true },
-  'expired-self-signed-cert': { blocking: ['cert-expired'], actions: ['regenerate-self-signed-cert', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'missing-cert': { blocking: ['cert-missing'], actions: ['regenerate-self-signed-cert', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'keyless-self-signed-cert': { blocking: ['cert-no-private-key'], actions: ['regenerate-self-signed-cert', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'ca-cert-bound': { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true },
-  'gpo-template-cert': { blocking: ['cert-expired'], actions: [], refused: ['regenerate-self-signed-cert', 'relax-security-layer'], acceptsBefore: false, acceptsAfter: false },
-  'stale-binding': { blocking: ['stale-cert-binding'], actions: ['remove-stale-cert-binding', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'key-file-acl': { blocking: ['key-file-acl'], actions: ['repair-key-acl', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'key-file-inherited-read': { blocking: ['machinekeys-folder-acl'], actions: ['repair-key-acl', 'restart-rdp-services'], acceptsBefore: true, acceptsAfter: true },
-  'key-file-acl-unreadable': { blocking: ['key-file-acl'], actions: ['repair-key-acl', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'machinekeys-folder-acl': { blocking: ['machinekeys-folder-acl'], actions: ['repair-key-acl', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'machinekeys-folder-long-acl': { blocking: ['machinekeys-folder-acl'], actions: ['repair-key-acl', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'key-file-missing': { blocking: ['key-file-missing'], actions: ['regenerate-self-signed-cert', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'tls12-disabled': { blocking: ['tls12-server-disabled'], actions: ['enable-tls12-server', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'termservice-stopped': { blocking: ['termservice-not-running'], actions: ['restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'termservice-start-pending': { blocking: ['termservice-not-running'], actions: ['restart-rdp-services'], acceptsBefore: false, acceptsAfter: true },
-  'weak-security-layer': { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true },
-  'security-layer-rdp': { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true },
-  'security-layer-negotiate': { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true },
-  'nla-off': { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true },
-  'gpo-enforced-security-layer': { blocking: ['nla-domain-unreachable'], actions: [], refused: ['disable-nla'], permissions: ['disable-nla'], acceptsBefore: false, acceptsAfter: false },
-  'gpo-nla-wmi': { blocking: ['nla-domain-unreachable'], actions: [], refused: ['disable-nla'], permissions: ['disable-nla'], acceptsBefore: false, acceptsAfter: false },
-  'gpo-nla-policy-key': { blocking: ['nla-domain-unreachable'], actions: [], refused: ['disable-nla'], permissions: ['disable-nla'], acceptsBefore: false, acceptsAfter: false },
-  'nla-dc-unreachable': { blocking: ['nla-domain-unreachable'], actions: ['disable-nla', 'restart-rdp-services'], permissions: ['disable-nla'], acceptsBefore: false, acceptsAfter: true },
-  'rdcb-installed': { blocking: ['stale-cert-binding'], actions: [], refused: ['remove-stale-cert-binding', 'relax-security-layer'], acceptsBefore: false, acceptsAfter: false },
+  healthy: { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true, handshake: ['tls', 'tls'] },
+  'expired-self-signed-cert': { blocking: ['cert-expired'], actions: ['regenerate-self-signed-cert', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'missing-cert': { blocking: ['cert-missing'], actions: ['regenerate-self-signed-cert', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'keyless-self-signed-cert': { blocking: ['cert-no-private-key'], actions: ['regenerate-self-signed-cert', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'ca-cert-bound': { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true, handshake: ['tls', 'tls'] },
+  'gpo-template-cert': { blocking: ['cert-expired'], actions: [], refused: ['regenerate-self-signed-cert', 'relax-security-layer'], acceptsBefore: false, acceptsAfter: false, handshake: ['failed', 'failed'] },
+  'stale-binding': { blocking: ['stale-cert-binding'], actions: ['remove-stale-cert-binding', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'key-file-acl': { blocking: ['key-file-acl'], actions: ['repair-key-acl', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'key-file-inherited-read': { blocking: ['machinekeys-folder-acl'], actions: ['repair-key-acl', 'restart-rdp-services'], acceptsBefore: true, acceptsAfter: true, handshake: ['tls', 'tls'] },
+  'key-file-acl-unreadable': { blocking: ['key-file-acl'], actions: ['repair-key-acl', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'machinekeys-folder-acl': { blocking: ['machinekeys-folder-acl'], actions: ['repair-key-acl', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'machinekeys-folder-long-acl': { blocking: ['machinekeys-folder-acl'], actions: ['repair-key-acl', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'key-file-missing': { blocking: ['key-file-missing'], actions: ['regenerate-self-signed-cert', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'tls12-disabled': { blocking: ['tls12-server-disabled'], actions: ['enable-tls12-server', 'restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'termservice-stopped': { blocking: ['termservice-not-running'], actions: ['restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'termservice-start-pending': { blocking: ['termservice-not-running'], actions: ['restart-rdp-services'], acceptsBefore: false, acceptsAfter: true, handshake: ['failed', 'tls'] },
+  'weak-security-layer': { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true, handshake: ['rdp-security', 'rdp-security'] },
+  'security-layer-rdp': { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true, handshake: ['rdp-security', 'rdp-security'] },
+  'security-layer-negotiate': { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true, handshake: ['tls', 'tls'] },
+  'nla-off': { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true, handshake: ['tls', 'tls'] },
+  'gpo-enforced-security-layer': { blocking: ['nla-domain-unreachable'], actions: [], refused: ['disable-nla'], permissions: ['disable-nla'], acceptsBefore: false, acceptsAfter: false, handshake: ['tls', 'tls'] },
+  'gpo-nla-wmi': { blocking: ['nla-domain-unreachable'], actions: [], refused: ['disable-nla'], permissions: ['disable-nla'], acceptsBefore: false, acceptsAfter: false, handshake: ['tls', 'tls'] },
+  'gpo-nla-policy-key': { blocking: ['nla-domain-unreachable'], actions: [], refused: ['disable-nla'], permissions: ['disable-nla'], acceptsBefore: false, acceptsAfter: false, handshake: ['tls', 'tls'] },
+  'nla-dc-unreachable': { blocking: ['nla-domain-unreachable'], actions: ['disable-nla', 'restart-rdp-services'], permissions: ['disable-nla'], acceptsBefore: false, acceptsAfter: true, handshake: ['tls', 'tls'] },
+  'rdcb-installed': { blocking: ['stale-cert-binding'], actions: [], refused: ['remove-stale-cert-binding', 'relax-security-layer'], acceptsBefore: false, acceptsAfter: false, handshake: ['failed', 'failed'] },
+  'firewall-rdp-rules-disabled': { blocking: ['firewall-rdp-rules-disabled'], actions: ['enable-rdp-firewall-rules'], acceptsBefore: false, acceptsAfter: true, handshake: ['tls', 'tls'] },
+  'custom-port-no-rule': { blocking: ['firewall-port-closed'], actions: ['enable-rdp-firewall-rules'], acceptsBefore: false, acceptsAfter: true, handshake: ['tls', 'tls'] },
+  'firewall-gpo': { blocking: ['firewall-rdp-rules-disabled'], actions: [], refused: ['enable-rdp-firewall-rules'], acceptsBefore: false, acceptsAfter: false, handshake: ['tls', 'tls'] },
+  'listener-bound-to-adapter': { blocking: [], actions: [], acceptsBefore: true, acceptsAfter: true, handshake: ['tls', 'tls'] },
+  'port-changed-not-restarted': {
+    blocking: ['rdp-not-listening', 'firewall-port-closed'],
+    actions: ['enable-rdp-firewall-rules', 'restart-rdp-services'],
+    acceptsBefore: false,
+    acceptsAfter: true,
+    handshake: ['failed', 'tls'],
+  },
   'many-causes': {
     blocking: ['tls12-server-disabled', 'stale-cert-binding', 'cert-expired', 'key-file-acl'],
     actions: ['enable-tls12-server', 'repair-key-acl', 'remove-stale-cert-binding', 'regenerate-self-signed-cert', 'restart-rdp-services'],
     acceptsBefore: false,
     acceptsAfter: true,
+    handshake: ['failed', 'tls'],
   },
 };
 
@@ -198,6 +212,7 @@ describeWithPowerShell('scenario matrix under PowerShell', () => {
       expect(assessRdp(start).connectable, `${scenario}: oracle before (${assessRdp(start).problems.join(', ')})`).toBe(expected.acceptsBefore);
       const first = await probe(start, scenario);
       const findings = diagnose(first.result, NOW);
+      expect(handshakeVerdict(first.result, NOW).kind, `${scenario}: handshake before`).toBe(expected.handshake[0]);
       expect(blockingFindings(findings).map((f) => f.code).sort()).toEqual([...expected.blocking].sort());
       const plan: Plan = planRemediation(findings, first.result, expected.permissions ?? []);
       expect(plan.actions.map((a) => a.id)).toEqual(expected.actions);
@@ -209,7 +224,10 @@ describeWithPowerShell('scenario matrix under PowerShell', () => {
         const fixed = await fix(current, ids, scenario);
         expect(fixed.result.ok, `${scenario}: ${fixed.line}`).toBe(true);
         expect(fixed.result.actions.map((a: ActionResult) => [a.id, a.error?.code ?? null, a.verified])).toEqual(ids.map((id) => [id, null, true]));
+        // The fix's own re-read ran the handshake too, and it agrees with a fresh probe.
+        expect(fixed.result.verify && handshakeVerdict(fixed.result.verify, NOW).kind, `${scenario}: handshake in the fix's re-read`).toBe(expected.handshake[1]);
         const again = await probe(fixed.state, scenario);
+        expect(handshakeVerdict(again.result, NOW).kind, `${scenario}: handshake after`).toBe(expected.handshake[1]);
         checkFixRecord(scenario, fixed, again.result);
         expect(blockingFindings(diagnose(again.result, NOW)).map((f) => f.code)).toEqual([]);
         current = again.state;

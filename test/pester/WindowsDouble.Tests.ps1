@@ -1,7 +1,8 @@
 # Pester 5 tests of the Windows double (emulator/double/WindowsDouble.ps1): that it offers
 # exactly the access layer's functions, and that it behaves as Windows does where the
 # payloads depend on it (ACL inheritance, access checks, icacls, services, SessionEnv and
-# TermService at start, the write log and injected faults).
+# TermService at start, the firewall, the System log, the loopback handshake's stand-in, the
+# write log and injected faults).
 #   pwsh -NoProfile -c "Import-Module Pester; Invoke-Pester -Path test/pester/WindowsDouble.Tests.ps1 -Output Detailed"
 
 BeforeAll {
@@ -46,6 +47,19 @@ BeforeAll {
             services = [ordered]@{ TermService = (& $service); SessionEnv = (& $service); UmRdpService = (& $service 'TermService') }
             wmi = [ordered]@{ readable = $true; policySourceSecurityLayer = 0; policySourceUserAuthenticationRequired = 0; policySourceMinEncryptionLevel = 0 }
             tcpListeners = @(3389); nativeResults = [ordered]@{}
+            primaryIPv4 = '10.0.0.4'
+            # The built-in Remote Desktop rules (builtInRdpFirewallRules() in emulator/windows.ts).
+            firewall = [ordered]@{
+                readable = $true
+                profiles = [ordered]@{ Domain = $true; Private = $true; Public = $true }
+                networkCategories = @('Public')
+                rules = @(
+                    [ordered]@{ name = 'RemoteDesktop-UserMode-In-TCP'; displayName = 'Remote Desktop - User Mode (TCP-In)'; group = '@FirewallAPI.dll,-28752'; enabled = $true; direction = 'Inbound'; action = 'Allow'; protocol = 'TCP'; localPorts = @('3389'); profiles = @('Domain', 'Private', 'Public'); service = 'termservice'; policyStore = 'Local' }
+                    [ordered]@{ name = 'RemoteDesktop-UserMode-In-UDP'; displayName = 'Remote Desktop - User Mode (UDP-In)'; group = '@FirewallAPI.dll,-28752'; enabled = $true; direction = 'Inbound'; action = 'Allow'; protocol = 'UDP'; localPorts = @('3389'); profiles = @('Domain', 'Private', 'Public'); service = 'termservice'; policyStore = 'Local' }
+                    [ordered]@{ name = 'RemoteDesktop-Shadow-In-TCP'; displayName = 'Remote Desktop - Shadow (TCP-In)'; group = '@FirewallAPI.dll,-28752'; enabled = $false; direction = 'Inbound'; action = 'Allow'; protocol = 'TCP'; localPorts = @('Any'); profiles = @('Domain', 'Private', 'Public'); service = $null; policyStore = 'Local' }
+                )
+            }
+            events = @()
             # What TermService loaded when it started (the keys as they are now).
             termServiceLoaded = [ordered]@{ registry = [ordered]@{
                     $script:TsKey   = [ordered]@{ fDenyTSConnections = (& $dword 0) }
@@ -62,6 +76,14 @@ BeforeAll {
     }
 
     function Get-RrDoubleTestJson { return ($global:RrDouble.State | ConvertTo-Json -Depth 20 -Compress) }
+
+    function Get-RrDoubleTestCalledName {
+        param([string]$Path)
+        # The command names a script calls.
+        $tokens = $null; $errors = $null
+        $ast = [System.Management.Automation.Language.Parser]::ParseFile($Path, [ref]$tokens, [ref]$errors)
+        return @($ast.FindAll({ param($node) $node -is [System.Management.Automation.Language.CommandAst] }, $true) | ForEach-Object { $_.GetCommandName() } | Where-Object { $_ } | Sort-Object -Unique)
+    }
 
     function Get-RrDoubleTestFunction {
         param([string]$Path)
@@ -98,10 +120,22 @@ BeforeAll {
 }
 
 Describe 'The double offers exactly the access layer' {
-    It 'defines the functions of Access.Read.ps1 and Access.Write.ps1 with the same parameters, plus *-RrDouble* helpers only' {
+    It 'defines the functions of Access.Read.ps1, Access.Write.ps1 and Access.Handshake.ps1 with the same parameters, plus *-RrDouble* helpers only' {
         $access = Get-RrDoubleTestFunction -Path (Join-Path $script:Root 'scripts/lib/Access.Read.ps1')
         $write = Get-RrDoubleTestFunction -Path (Join-Path $script:Root 'scripts/lib/Access.Write.ps1')
         foreach ($name in $write.Keys) { $access[$name] = $write[$name] }
+        # Of the handshake file, what the rest of the payload can call: the functions the file does
+        # not call itself. The others are its private helpers; they stay in the payload, unused.
+        $handshakePath = Join-Path $script:Root 'scripts/lib/Access.Handshake.ps1'
+        $handshake = Get-RrDoubleTestFunction -Path $handshakePath
+        $internal = Get-RrDoubleTestCalledName -Path $handshakePath
+        $entries = @($handshake.Keys | Where-Object { $internal -notcontains $_ })
+        $entries | Should -Contain 'Test-RrRdpHandshake'
+        foreach ($name in $entries) { $access[$name] = $handshake[$name] }
+        $logic = @('Facts.ps1', 'Actions.ps1', 'Access.Read.ps1', 'Access.Write.ps1') | ForEach-Object { Get-RrDoubleTestCalledName -Path (Join-Path $script:Root "scripts/lib/$_") }
+        foreach ($helper in @($handshake.Keys | Where-Object { $entries -notcontains $_ })) {
+            $logic | Should -Not -Contain $helper -Because "$helper is a helper of Access.Handshake.ps1 that the double does not replace"
+        }
         $double = Get-RrDoubleTestFunction -Path $script:DoublePath
         $replacements = @{}
         foreach ($name in $double.Keys) { if ($name -notmatch '^[A-Za-z]+-RrDouble') { $replacements[$name] = $double[$name] } }
@@ -513,6 +547,206 @@ Describe 'Reading files (the read-back of earlier fix runs)' {
         { Get-RrChildFileNames -Path 'C:\Locked' } | Should -Throw '*denied*'
         { Get-RrTextFile -Path 'C:\Locked\secret.json' } | Should -Throw '*denied*'
         $global:RrDouble.WriteCount | Should -Be 0
+    }
+}
+
+Describe 'The guest firewall, the System log and the primary address' {
+    BeforeEach {
+        $state = New-RrDoubleTestState
+        $at = { param([int]$Minutes) ([datetime]'2026-06-01T10:00:00Z').ToUniversalTime().AddMinutes(-$Minutes).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'") }
+        $rcm = 'Microsoft-Windows-TerminalServices-RemoteConnectionManager'
+        # Oldest first, as the state keeps the log.
+        $state.events = @(
+            [ordered]@{ provider = 'Schannel'; id = 36870; timeCreated = (& $at 600); message = 'old' }
+            [ordered]@{ provider = $rcm; id = 1057; timeCreated = (& $at 50); message = 'keyset' }
+            [ordered]@{ provider = 'Schannel'; id = 36870; timeCreated = (& $at 40); message = 'first' }
+            [ordered]@{ provider = 'Schannel'; id = 36871; timeCreated = (& $at 30); message = 'credential' }
+            [ordered]@{ provider = 'Schannel'; id = 36870; timeCreated = (& $at 20); message = 'second' }
+            [ordered]@{ provider = 'Schannel'; id = 36870; timeCreated = (& $at 20); message = 'second, logged later' }
+        )
+        Initialize-RrDoubleTest -State $state
+    }
+
+    It 'reads profiles, network categories and rules in the access layer''s shapes' {
+        $profiles = @(Get-RrFirewallProfiles)
+        @($profiles.Name) | Should -Be @('Domain', 'Private', 'Public')
+        $profiles[2].Enabled | Should -BeOfType ([bool])
+        $global:RrDouble.State.firewall.profiles.Private = $false
+        @(Get-RrFirewallProfiles | Where-Object { -not $_.Enabled }).Name | Should -Be 'Private'
+        @(Get-RrNetworkCategories) | Should -Be @('Public')
+        $global:RrDouble.State.firewall.networkCategories = @()
+        @(Get-RrNetworkCategories) | Should -HaveCount 0
+        $rules = @(Get-RrFirewallRules -Direction 'Inbound')
+        @($rules.Name) | Should -Be @('RemoteDesktop-UserMode-In-TCP', 'RemoteDesktop-UserMode-In-UDP', 'RemoteDesktop-Shadow-In-TCP')
+        , $rules[0].LocalPorts | Should -BeOfType ([string[]])
+        , $rules[0].Profiles | Should -BeOfType ([string[]])
+        $rules[0].Enabled | Should -BeTrue
+        $rules[0].Group | Should -BeExactly '@FirewallAPI.dll,-28752'
+        $rules[0].Service | Should -BeExactly 'termservice'
+        $rules[2].Service | Should -BeNullOrEmpty
+        $rules[2].LocalPorts | Should -Be @('Any')
+        $rules[0].PolicyStore | Should -Be 'Local'
+        @(Get-RrFirewallRules -Direction 'Outbound') | Should -HaveCount 0
+        Get-RrPrimaryIPv4Address | Should -BeExactly '10.0.0.4'
+        $global:RrDouble.State.primaryIPv4 = $null
+        Get-RrPrimaryIPv4Address | Should -BeNullOrEmpty
+        $global:RrDouble.WriteCount | Should -Be 0
+    }
+
+    It 'fails every firewall cmdlet while the firewall cannot be read, but not Get-NetConnectionProfile' {
+        $global:RrDouble.State.firewall.readable = $false
+        { Get-RrFirewallProfiles } | Should -Throw '*Windows Defender Firewall service*'
+        { Get-RrFirewallRules -Direction 'Inbound' } | Should -Throw '*Windows Defender Firewall service*'
+        @(Get-RrNetworkCategories) | Should -Be @('Public')
+        { Enable-RrFirewallRule -Name 'RemoteDesktop-UserMode-In-TCP' } | Should -Throw '*Windows Defender Firewall service*'
+    }
+
+    It 'returns the System log''s events of a provider and ids since a time, newest first, at most MaxEvents' {
+        $since = ([datetime]'2026-06-01T08:00:00Z').ToUniversalTime()
+        $found = @(Get-RrSystemEvents -ProviderName 'schannel' -Ids @(36870) -StartTime $since -MaxEvents 10)
+        @($found.Message) | Should -Be @('second, logged later', 'second', 'first') -Because 'the old one is before StartTime, and of two at the same time the later-logged comes first'
+        $found[0].ProviderName | Should -BeExactly 'Schannel'
+        $found[0].Id | Should -BeOfType ([int])
+        $found[0].TimeCreated | Should -BeOfType ([datetime])
+        $found[0].TimeCreated.Kind | Should -Be ([System.DateTimeKind]::Utc)
+        $found[0].TimeCreated | Should -Be ([datetime]::new(2026, 6, 1, 9, 40, 0, [System.DateTimeKind]::Utc))
+        @(Get-RrSystemEvents -ProviderName 'Schannel' -Ids @(36870, 36871) -StartTime $since -MaxEvents 2).Message | Should -Be @('second, logged later', 'second')
+        @(Get-RrSystemEvents -ProviderName 'Microsoft-Windows-TerminalServices-RemoteConnectionManager' -Ids @(1057, 1058) -StartTime $since -MaxEvents 5).Id | Should -Be @(1057)
+        @(Get-RrSystemEvents -ProviderName 'TermDD' -Ids @(56) -StartTime $since -MaxEvents 5) | Should -HaveCount 0 -Because 'no match is no output, not an error'
+        # A local StartTime means the same instant.
+        @(Get-RrSystemEvents -ProviderName 'Schannel' -Ids @(36870) -StartTime $since.ToLocalTime() -MaxEvents 10) | Should -HaveCount 3
+        $global:RrDouble.State.events = $null
+        { Get-RrSystemEvents -ProviderName 'Schannel' -Ids @(36870) -StartTime $since -MaxEvents 10 } | Should -Throw
+        $global:RrDouble.WriteCount | Should -Be 0
+    }
+}
+
+Describe 'Firewall writes' {
+    BeforeEach {
+        $state = New-RrDoubleTestState
+        foreach ($rule in $state.firewall.rules) { if ($rule.name -like 'RemoteDesktop-UserMode-*') { $rule.enabled = $false } }
+        # Group Policy's copy of a rule, in the policy store only.
+        $state.firewall.rules += [ordered]@{ name = 'Gpo-Only-Rule'; displayName = 'From a GPO'; group = ''; enabled = $false; direction = 'Inbound'; action = 'Allow'; protocol = 'TCP'; localPorts = @('3389'); profiles = @('Domain'); service = $null; policyStore = 'GroupPolicy' }
+        Initialize-RrDoubleTest -State $state
+    }
+
+    It 'enables and disables local rules, each call one logged write' {
+        Enable-RrFirewallRule -Name 'remotedesktop-usermode-in-tcp'
+        Enable-RrFirewallRule -Name 'RemoteDesktop-UserMode-In-TCP'
+        Disable-RrFirewallRule -Name 'RemoteDesktop-Shadow-In-TCP'
+        $rules = $global:RrDouble.State.firewall.rules
+        ($rules | Where-Object { $_.name -eq 'RemoteDesktop-UserMode-In-TCP' }).enabled | Should -BeTrue
+        ($rules | Where-Object { $_.name -eq 'RemoteDesktop-UserMode-In-UDP' }).enabled | Should -BeFalse
+        @($global:RrDouble.Writes | ForEach-Object { '{0} {1} {2}' -f $_.op, $_.target, $_.detail }) | Should -Be @(
+            'Enable-RrFirewallRule remotedesktop-usermode-in-tcp enabled'
+            'Enable-RrFirewallRule RemoteDesktop-UserMode-In-TCP already enabled'
+            'Disable-RrFirewallRule RemoteDesktop-Shadow-In-TCP already disabled'
+        )
+    }
+
+    It 'refuses a rule only Group Policy defines, as the local store has none of that name' {
+        { Enable-RrFirewallRule -Name 'Gpo-Only-Rule' } | Should -Throw "No MSFT_NetFirewallRule objects found with property 'Name' equal to 'Gpo-Only-Rule'.*"
+        ($global:RrDouble.State.firewall.rules | Where-Object { $_.name -eq 'Gpo-Only-Rule' }).enabled | Should -BeFalse
+        $global:RrDouble.Writes[-1].detail | Should -BeLike 'failed: No MSFT_NetFirewallRule*'
+        { Disable-RrFirewallRule -Name 'No-Such-Rule' } | Should -Throw 'No MSFT_NetFirewallRule*'
+    }
+
+    It 'adds one inbound TCP rule for TermService on a port, and refuses a name the local store holds' {
+        New-RrFirewallPortRule -Name 'RdpRemediator-RDP-TCP-3390' -DisplayName 'Remote Desktop (TCP 3390)' -Port 3390 -Profiles @('public', 'Domain')
+        $rule = @($global:RrDouble.State.firewall.rules)[-1]
+        $rule.name | Should -BeExactly 'RdpRemediator-RDP-TCP-3390'
+        $rule.displayName | Should -BeExactly 'Remote Desktop (TCP 3390)'
+        $rule.group | Should -BeExactly ''
+        $rule.enabled | Should -BeTrue
+        $rule.direction | Should -Be 'Inbound'
+        $rule.action | Should -Be 'Allow'
+        $rule.protocol | Should -Be 'TCP'
+        @($rule.localPorts) | Should -Be @('3390')
+        @($rule.profiles) | Should -Be @('Domain', 'Public')
+        $rule.service | Should -BeExactly 'termservice'
+        $rule.policyStore | Should -Be 'Local'
+        (@(Get-RrFirewallRules -Direction 'Inbound') | Where-Object { $_.Name -eq 'RdpRemediator-RDP-TCP-3390' }).LocalPorts | Should -Be @('3390')
+        # One port and a single profile stay JSON arrays on the way back.
+        New-RrFirewallPortRule -Name 'One' -DisplayName 'One' -Port 3391 -Profiles @('Private')
+        (Get-RrDoubleTestJson).Contains('"localPorts":["3391"],"profiles":["Private"]') | Should -BeTrue
+        New-RrFirewallPortRule -Name 'All' -DisplayName 'All' -Port 3392 -Profiles @('Any')
+        @(@($global:RrDouble.State.firewall.rules)[-1].profiles) | Should -Be @('Domain', 'Private', 'Public')
+        $count = @($global:RrDouble.State.firewall.rules).Count
+        { New-RrFirewallPortRule -Name 'rdpremediator-rdp-tcp-3390' -DisplayName 'again' -Port 3390 -Profiles @('Public') } | Should -Throw 'Cannot create a file when that file already exists.'
+        { New-RrFirewallPortRule -Name 'Bad' -DisplayName 'bad' -Port 3390 -Profiles @('Work') } | Should -Throw '*Specify one of*'
+        { New-RrFirewallPortRule -Name 'None' -DisplayName 'none' -Port 3390 -Profiles @() } | Should -Throw '*Specify one of*'
+        @($global:RrDouble.State.firewall.rules).Count | Should -Be $count
+        $global:RrDouble.WriteCount | Should -Be 6
+    }
+
+    It 'exports the policy with netsh into a file, honouring a canned result and failing as netsh does' {
+        New-RrDirectory -Path 'C:\Backup'
+        $export = Export-RrFirewallPolicy -Path 'C:\Backup\firewall.wfw'
+        $export.ExitCode | Should -Be 0
+        $export.Output | Should -Be 'Ok.'
+        $global:RrDouble.State.files['C:\Backup\firewall.wfw']['content'] | Should -BeLike '*RemoteDesktop-UserMode-In-TCP*'
+        $global:RrDouble.Writes[-1].op | Should -Be 'Export-RrFirewallPolicy'
+        $global:RrDouble.Writes[-1].target | Should -Be 'C:\Backup\firewall.wfw'
+        (Export-RrFirewallPolicy -Path 'C:\Nowhere\firewall.wfw').ExitCode | Should -Be 1
+        $global:RrDouble.State.nativeResults['netsh.exe advfirewall'] = [ordered]@{ exitCode = 1; output = 'canned failure' }
+        $canned = Export-RrFirewallPolicy -Path 'C:\Backup\other.wfw'
+        $canned.ExitCode | Should -Be 1
+        $canned.Output | Should -Be 'canned failure'
+        $global:RrDouble.State.files.Contains('C:\Backup\other.wfw') | Should -BeFalse
+        $global:RrDouble.State.nativeResults.Remove('netsh.exe advfirewall')
+        $global:RrDouble.State.firewall.readable = $false
+        (Export-RrFirewallPolicy -Path 'C:\Backup\third.wfw').Output | Should -BeLike '*Windows Defender Firewall service*'
+    }
+
+    It 'goes through the write counter, so an injected fault stops a firewall change' {
+        $state = New-RrDoubleTestState
+        $state.faults.throwAtWrite = 1
+        Initialize-RrDoubleTest -State $state
+        { Enable-RrFirewallRule -Name 'RemoteDesktop-UserMode-In-TCP' } | Should -Throw 'Injected fault at write 1 (Enable-RrFirewallRule RemoteDesktop-UserMode-In-TCP)'
+        @($global:RrDouble.Writes) | Should -HaveCount 0
+    }
+}
+
+Describe 'The loopback handshake without the emulator''s host' {
+    BeforeEach { Initialize-RrDoubleTest }
+
+    It 'answers a refused connect when the test gave no oracle' {
+        $answer = Test-RrRdpHandshake -Address '127.0.0.1' -Port 3389 -TimeoutMilliseconds 2000
+        $answer.Stage | Should -Be 'connect'
+        $answer.Error | Should -Be 'refused'
+        $answer.Message | Should -Be 'no handshake oracle in this test'
+        $answer.Address | Should -Be '127.0.0.1'
+        $answer.Port | Should -Be 3389
+        $answer.NegotiateMs | Should -BeNullOrEmpty
+        @($answer.psobject.Properties.Name) | Should -Be @('Address', 'Port', 'Stage', 'Error', 'Message', 'FailureCode', 'SelectedProtocol', 'TlsVersion', 'Cipher', 'CertificateThumbprint', 'CertificateNotAfter', 'ConnectMs', 'NegotiateMs', 'TlsMs')
+    }
+
+    It 'returns a canned answer (camelCase fields, as the model gives them) in the access layer''s shape' {
+        $global:RrDouble['Handshake'] = @{
+            stage = 'done'; error = $null; message = "first line`nsecond line"; selectedProtocol = 2; tlsVersion = 'Tls12'; cipher = 'TLS_AES'
+            certificateThumbprint = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678'; certificateNotAfter = '2026-10-01T10:00:00Z'; connectMs = 1; negotiateMs = 2; tlsMs = 6
+        }
+        $answer = Test-RrRdpHandshake -Address '10.0.0.4' -Port 3390 -TimeoutMilliseconds 2000
+        $answer.Stage | Should -Be 'done'
+        $answer.Error | Should -BeNullOrEmpty
+        $answer.Address | Should -Be '10.0.0.4' -Because 'what was asked, when the answer does not say'
+        $answer.Port | Should -Be 3390
+        $answer.Message | Should -BeExactly 'first line'
+        $answer.SelectedProtocol | Should -BeOfType ([int])
+        $answer.FailureCode | Should -BeNullOrEmpty
+        $answer.CertificateThumbprint | Should -BeExactly 'A1B2C3D4E5F60718293A4B5C6D7E8F9012345678'
+        $answer.CertificateNotAfter | Should -BeOfType ([datetime])
+        $answer.CertificateNotAfter.Kind | Should -Be ([System.DateTimeKind]::Utc)
+        $answer.TlsMs | Should -Be 6
+        $global:RrDouble.WriteCount | Should -Be 0
+    }
+
+    It 'asks a canned scriptblock with the address and port' {
+        $global:RrDouble['Handshake'] = { param($Address, $Port) @{ Stage = 'negotiate'; Error = 'negotiation-failure'; FailureCode = 2; Message = "at $Address on $Port" } }
+        $answer = Test-RrRdpHandshake -Address '127.0.0.1' -Port 3391 -TimeoutMilliseconds 100
+        $answer.Error | Should -Be 'negotiation-failure'
+        $answer.FailureCode | Should -Be 2
+        $answer.Message | Should -Be 'at 127.0.0.1 on 3391'
     }
 }
 
