@@ -18,6 +18,8 @@ import type { RemediationRecord } from '../src/core/outcome.js';
 import { RecordVersionConflictError } from '../src/adapters/remediation-store.js';
 import { RetryLaterError } from '../src/errors.js';
 import { queuedRecord, runRemediation } from '../src/pipeline/remediate.js';
+import { relaxationDueAfter } from '../src/pipeline/restore.js';
+import { isSecurityLowering, type ActionId } from '../src/contract/actions.js';
 
 export async function remediationWorker(message: unknown, context: InvocationContext): Promise<void> {
   const parsed = parseJobMessage(message);
@@ -70,6 +72,9 @@ export async function remediationPoison(message: unknown, context: InvocationCon
     if (existing.state === 'completed') break; // it finished after all; nothing to add
     const record = poisoned(existing);
     try {
+      // A restore that gave up leaves its remediation's relaxation in force: the sweep tries again.
+      const due = record.state === 'completed' ? relaxationDueAfter(job, record.outcome) : undefined;
+      if (due) await store.addRelaxationDue(due);
       if (stored) await store.save(record, { ifVersion: stored.version });
       else if ((await store.create(record)).record.state !== 'completed') continue; // a worker wrote it first: look again
       logOutcome(record, context);
@@ -85,10 +90,14 @@ export async function remediationPoison(message: unknown, context: InvocationCon
 /** The record completed as failed/poison, keeping what the attempts got to (without the evidence). */
 function poisoned(existing: RemediationRecord): RemediationRecord {
   const at = new Date().toISOString();
-  const { id, vmResourceId, vmKey, source, mode, allow, requestedAt, reason } = existing;
+  const { id, vmResourceId, vmKey, source, mode, allow, relaxForHours, restoreOf, requestedAt, reason } = existing;
   const progress = existing.progress ? (({ evidence: _evidence, ...rest }) => rest)(existing.progress) : undefined;
   const fixRuns = progress?.fixRuns ?? 0;
-  const note = fixRuns > 0 ? `; a fix was posted for this remediation: its manifest in %ProgramData%\\RdpRemediation\\${id} on the VM records what it did` : '';
+  const lowering = (progress?.plannedActions ?? []).some((a: ActionId) => isSecurityLowering(a)) || progress?.relaxRun !== undefined;
+  const note =
+    fixRuns > 0
+      ? `; a fix was posted for this remediation: its manifest in %ProgramData%\\RdpRemediation\\${id} on the VM records what it did${lowering ? ', including any security it lowered, which nothing reverts automatically' : ''}`
+      : '';
   return {
     id,
     vmResourceId,
@@ -96,6 +105,8 @@ function poisoned(existing: RemediationRecord): RemediationRecord {
     source,
     mode,
     allow,
+    ...(relaxForHours === undefined ? {} : { relaxForHours }),
+    ...(restoreOf === undefined ? {} : { restoreOf }),
     requestedAt,
     ...(reason === undefined ? {} : { reason }),
     ...(progress ? { progress } : {}),
@@ -124,13 +135,22 @@ function logOutcome(record: RemediationRecord, context: InvocationContext): void
     totalMs: outcome.timings.totalMs,
     ...('findings' in outcome && outcome.findings ? { findings: outcome.findings.map((f) => f.code) } : {}),
     ...('actions' in outcome && outcome.actions ? { changed: outcome.actions.filter((a) => a.changed).map((a) => a.id) } : {}),
-    ...('securityChanges' in outcome ? { securityChanges: outcome.securityChanges.map((c) => c.action) } : {}),
+    ...(record.restoreOf ? { restoreOf: record.restoreOf } : {}),
+    ...('securityChanges' in outcome && outcome.securityChanges.length > 0
+      ? { securityChanges: outcome.securityChanges.map((c) => c.action), relaxedUntil: outcome.securityChanges[0]?.expiresAt ?? null }
+      : 'securityChanges' in outcome
+        ? { securityChanges: [] }
+        : {}),
+    ...('restoreParameters' in outcome ? { restored: outcome.restoreParameters } : {}),
+    ...('lockedOut' in outcome ? { lockedOut: outcome.lockedOut } : {}),
     ...('reason' in outcome ? { reason: outcome.reason } : {}),
     ...('readBack' in outcome && outcome.readBack ? { readBack: outcome.readBack } : {}),
     ...(record.progress ? { attempt: record.progress.attempt, fixRuns: record.progress.fixRuns } : {}),
     ...(outcome.status === 'failed' ? { error: outcome.error } : {}),
   };
-  if (outcome.status === 'failed') context.error(JSON.stringify(entry));
+  // A restore that did not put the security back leaves the VM relaxed (or re-relaxed): never quietly.
+  const restoreLeftRelaxed = record.mode === 'restore' && outcome.status !== 'restored' && !(outcome.status === 'skipped' && outcome.reason === 'duplicate');
+  if (outcome.status === 'failed' || outcome.status === 'restore-failed' || restoreLeftRelaxed) context.error(JSON.stringify(entry));
   else if (outcome.status === 'not-fixed') context.warn(JSON.stringify(entry));
   else context.info(JSON.stringify(entry));
 }

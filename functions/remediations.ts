@@ -1,10 +1,11 @@
 /**
  * Manual invocation over HTTP (portal "Test/Run", curl with a function key):
- *   POST /api/remediations       { vmResourceId, mode, allow } → 202 + status URL
+ *   POST /api/remediations       { vmResourceId, mode, allow, relaxForHours } → 202 + status URL
+ *   POST /api/remediations       { mode: "restore", restoreOf } → 202 + status URL (404, 409, 422 when there is nothing to restore)
  *   GET  /api/remediations/{id}  → the recorded state and outcome
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { dependency, submitRemediation } from '../src/app/intake.js';
+import { dependency, submitRemediation, type RestoreRefusedError } from '../src/app/intake.js';
 import { getServices } from '../src/app/services.js';
 import { httpAuth } from '../src/auth/http.js';
 import { RunIdSchema } from '../src/contract/parameters.js';
@@ -35,14 +36,35 @@ export async function postRemediation(request: HttpRequest, context: InvocationC
           vmResourceId: result.vmResourceId,
           activeRemediationId: result.activeRemediationId,
         });
+      case 'restore-refused':
+        return restoreRefused(result.error);
       case 'accepted': {
-        const statusUrl = new URL(`/api/remediations/${result.job.id}`, request.url).toString();
-        context.info(JSON.stringify({ event: 'remediation.queued', id: result.job.id, vm: result.job.vm.id, mode: result.job.mode, allow: result.job.allow }));
-        return json(202, { id: result.job.id, state: result.record.state, statusUrl }, { location: statusUrl });
+        const { job } = result;
+        const statusUrl = new URL(`/api/remediations/${job.id}`, request.url).toString();
+        const what = job.mode === 'restore' ? { restoreOf: job.restoreOf } : { allow: job.allow, ...(job.relaxForHours === undefined ? {} : { relaxForHours: job.relaxForHours }) };
+        context.info(JSON.stringify({ event: 'remediation.queued', id: job.id, vm: job.vm.id, mode: job.mode, ...what }));
+        return json(202, { id: job.id, state: result.record.state, statusUrl, ...(job.mode === 'restore' ? { restoreOf: job.restoreOf } : {}) }, { location: statusUrl });
       }
     }
   } catch (error) {
     return failure(error, context, 'remediation.post-failed');
+  }
+}
+
+/** Nothing to restore: 404 for an unknown remediation, 422 for one without security changes, 409 while or after another restore (or the remediation itself) runs. */
+function restoreRefused(error: RestoreRefusedError): HttpResponseInit {
+  const extra = { field: 'restoreOf', restoreOf: error.restoreOf, ...(error.by === undefined ? {} : { restoredBy: error.by }) };
+  switch (error.reason) {
+    case 'unknown-remediation':
+      return problem(404, 'RemediationNotFound', error.message, extra);
+    case 'no-security-change':
+      return problem(422, 'NothingToRestore', error.message, extra);
+    case 'not-completed':
+      return problem(409, 'RemediationNotCompleted', error.message, extra);
+    case 'already-restored':
+      return problem(409, 'AlreadyRestored', error.message, extra);
+    case 'restore-pending':
+      return problem(409, 'RestorePending', error.message, extra);
   }
 }
 

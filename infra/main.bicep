@@ -54,6 +54,11 @@ param alertMuteActionsDuration string = 'PT30M'
 param alertCooldownMinutes int = 30
 
 @minValue(1)
+@maxValue(168)
+@description('Hours a security-lowering change (made only with explicit permission, per request or VM tag) stands before the relaxation-sweep timer restores it. A request\'s relaxForHours can only shorten it.')
+param securityRelaxTtlHours int = 8
+
+@minValue(1)
 @maxValue(1000)
 @description('Most Function App instances. ARM pacing per instance is derived from it so that all instances together stay within ARM\'s per-principal limits.')
 param maximumInstanceCount int = 4
@@ -163,6 +168,7 @@ module app 'modules/app.bicep' = {
     alertAutoMitigate: alertAutoMitigate
     alertMuteActionsDuration: alertMuteActionsDuration
     alertCooldownMinutes: alertCooldownMinutes
+    securityRelaxTtlHours: securityRelaxTtlHours
     maximumInstanceCount: maximumInstanceCount
     logsEndpoint: logsEndpoint
     alertFunctionKey: alertFunctionKey

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { DEFAULT_ACCEPTED_SERVICES, type AlertIntakeSettings } from './alerts/classify.js';
 import type { DedupeSettings } from './alerts/admission.js';
+import { DEFAULT_RELAX_TTL_HOURS, MAX_RELAX_TTL_HOURS, MIN_RELAX_TTL_HOURS } from './core/job.js';
 import { ModeSchema, RequestModeSchema, type Mode, type RequestMode } from './core/modes.js';
 import { ConfigurationError } from './errors.js';
 import { developmentStorageConnectionString } from './util/development-storage.js';
@@ -49,6 +50,12 @@ const EnvSchema = z.object({
   ARM_WRITE_BURST: z.coerce.number().int().min(1).max(1000).default(50),
   ARM_READS_PER_SECOND: z.coerce.number().positive().max(1000).default(20),
   ARM_READ_BURST: z.coerce.number().int().min(1).max(1000).default(200),
+  /**
+   * How long a security-lowering change may stand before the relaxation sweep puts the security
+   * back (a request's relaxForHours can only shorten it). A week at most: a relaxation is a
+   * workaround to reach the VM, not a configuration.
+   */
+  SECURITY_RELAX_TTL_HOURS: z.coerce.number().int().min(MIN_RELAX_TTL_HOURS).max(MAX_RELAX_TTL_HOURS).default(DEFAULT_RELAX_TTL_HOURS),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -132,6 +139,8 @@ export interface Config {
   };
   /** Client-side pacing of ARM calls, per instance, under ARM's token buckets. */
   readonly armPacing: { readonly writes: RateLimit; readonly reads: RateLimit };
+  /** SECURITY_RELAX_TTL_HOURS: the longest a security-lowering change stands before it is reverted. */
+  readonly securityRelaxTtlHours: number;
 }
 
 export interface RateLimit {
@@ -167,6 +176,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       writes: { perSecond: e.ARM_WRITES_PER_SECOND, burst: e.ARM_WRITE_BURST },
       reads: { perSecond: e.ARM_READS_PER_SECOND, burst: e.ARM_READ_BURST },
     },
+    securityRelaxTtlHours: e.SECURITY_RELAX_TTL_HOURS,
   };
 }
 

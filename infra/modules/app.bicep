@@ -14,6 +14,8 @@ param alertWindowSize string
 param alertAutoMitigate bool
 param alertMuteActionsDuration string
 param alertCooldownMinutes int
+@description('SECURITY_RELAX_TTL_HOURS: how long a relaxation stands before the relaxation-sweep timer restores it.')
+param securityRelaxTtlHours int
 param maximumInstanceCount int
 param logsEndpoint string
 @secure()
@@ -266,6 +268,10 @@ resource functionApp 'Microsoft.Web/sites@2025-03-01' = {
         { name: 'ARM_WRITE_BURST', value: string(max(1, 200 / maximumInstanceCount)) }
         { name: 'ARM_READS_PER_SECOND', value: string(readsPerSecond) }
         { name: 'ARM_READ_BURST', value: string(max(1, 250 / maximumInstanceCount)) }
+        // The relaxation-sweep timer (every 15 min) restores relaxations this long after they were made.
+        // Like every timer, it needs only the host storage above: the host keeps one instance
+        // running it with a blob lease (Blob Data Contributor) and its schedule status in blobs.
+        { name: 'SECURITY_RELAX_TTL_HOURS', value: string(securityRelaxTtlHours) }
         // Who may call the HTTP routes (src/auth/); empty Entra settings mean function keys only.
         { name: 'AUTH_ALERTS', value: alertAuth }
         { name: 'AUTH_REMEDIATIONS', value: remediationAuth }

@@ -3,6 +3,11 @@
  * by VM (history). In Table storage a record lives in its VM's partition; a small
  * immutable index entity maps the id to that partition, so both reads are point reads.
  *
+ * Beside them, the relaxations to revert: one entity per security-lowering remediation in the
+ * partition `relax-due`, its RowKey the time the relaxation is due to be reverted (ISO 8601,
+ * which sorts as text) then the remediation id, so the relaxation sweep finds everything due
+ * with one indexed range query on one partition.
+ *
  * Creating a record is idempotent (two entities, so it can half-succeed: the index without
  * the record, or a 201 lost on the way back that the SDK's retry turns into 409): a create
  * that finds its own earlier write completes what is missing and succeeds. Saves can be
@@ -47,6 +52,20 @@ export interface RemediationStore {
   /** Keeps a message the host gave up on, with the reason. */
   recordPoison(entry: PoisonEntry): Promise<void>;
   listPoison(): Promise<PoisonRecord[]>;
+  /** Notes a relaxation to revert at `dueAt`. Idempotent: the same entry again changes nothing. */
+  addRelaxationDue(entry: RelaxationDue): Promise<void>;
+  /** Every relaxation due at `now` or earlier, earliest first: one range query on one partition. */
+  listRelaxationsDue(now: Date): Promise<RelaxationDue[]>;
+  /** Forgets a due relaxation (its restore is on its way). Removing one that is gone is no error. */
+  removeRelaxationDue(entry: RelaxationDue): Promise<void>;
+}
+
+/** A relaxation to revert: remediation `remediationId` lowered security on its VM, due to be put back at `dueAt`. */
+export interface RelaxationDue {
+  /** ISO 8601 as Date.toISOString() writes it (UTC, milliseconds), so that text order is time order. */
+  readonly dueAt: string;
+  readonly remediationId: string;
+  readonly vmResourceId: string;
 }
 
 /** The id is taken by another request (another VM, source, mode or set of permissions). */
@@ -55,10 +74,14 @@ export class RecordConflictError extends RemediatorError {}
 /** A conditional save found the record at another version than the one it was read at. */
 export class RecordVersionConflictError extends RemediatorError {}
 
-/** Whether a stored record and a new one are the same request, so that a create may succeed on it. */
+/**
+ * Whether a stored record and a new one are the same request, so that a create may succeed on
+ * it. A restore is the same when it restores the same remediation, whoever asked for it.
+ */
 export function sameRequest(a: RemediationRecord, b: RemediationRecord): boolean {
   const allow = (r: RemediationRecord) => [...r.allow].sort().join(',');
-  return a.id === b.id && a.vmKey === b.vmKey && a.source === b.source && a.mode === b.mode && allow(a) === allow(b);
+  if (a.id !== b.id || a.vmKey !== b.vmKey || a.mode !== b.mode) return false;
+  return a.mode === 'restore' ? a.restoreOf === b.restoreOf : a.source === b.source && allow(a) === allow(b);
 }
 
 function conflict(stored: RemediationRecord, record: RemediationRecord): RecordConflictError {
@@ -82,11 +105,36 @@ export interface PoisonRecord extends PoisonEntry {
   readonly recordedAt: string;
 }
 
+/** The RowKey of a due relaxation: the time first, so a range query up to now finds every due one. */
+export function relaxationRowKey(entry: Pick<RelaxationDue, 'dueAt' | 'remediationId'>): string {
+  return `${entry.dueAt}|${entry.remediationId}`;
+}
+
+/** The upper bound of the due range at `now`: `~` sorts after `|` and every id character. */
+function dueUpTo(now: Date): string {
+  return `${now.toISOString()}~`;
+}
+
 export class InMemoryRemediationStore implements RemediationStore {
   private readonly records = new Map<string, { record: RemediationRecord; version: number }>();
   private readonly duplicates = new Map<string, number>();
   private readonly poison: PoisonRecord[] = [];
+  private readonly due = new Map<string, RelaxationDue>();
   private versions = 0;
+
+  public addRelaxationDue(entry: RelaxationDue): Promise<void> {
+    this.due.set(relaxationRowKey(entry), { ...entry });
+    return Promise.resolve();
+  }
+  public listRelaxationsDue(now: Date): Promise<RelaxationDue[]> {
+    const upTo = dueUpTo(now);
+    const keys = [...this.due.keys()].filter((k) => k <= upTo).sort();
+    return Promise.resolve(keys.map((k) => ({ ...(this.due.get(k) as RelaxationDue) })));
+  }
+  public removeRelaxationDue(entry: RelaxationDue): Promise<void> {
+    this.due.delete(relaxationRowKey(entry));
+    return Promise.resolve();
+  }
 
   public recordPoison(entry: PoisonEntry): Promise<void> {
     this.poison.push({ ...entry, recordedAt: new Date().toISOString() });
@@ -150,6 +198,15 @@ function withoutDuplicates(record: RemediationRecord): RemediationRecord {
 
 const INDEX_PARTITION = 'by-id';
 const POISON_PARTITION = 'poison';
+export const RELAX_DUE_PARTITION = 'relax-due';
+
+interface RelaxationDueEntity {
+  partitionKey: string;
+  rowKey: string;
+  dueAt: string;
+  remediationId: string;
+  vmResourceId: string;
+}
 
 interface RecordEntity {
   partitionKey: string;
@@ -244,6 +301,32 @@ export class TableRemediationStore implements RemediationStore {
     await this.ensureTable();
     const recordedAt = new Date().toISOString();
     await this.table.createEntity({ partitionKey: POISON_PARTITION, rowKey: `${recordedAt}|${randomUUID()}`, ...entry, key: entry.key, recordedAt });
+  }
+
+  public async addRelaxationDue(entry: RelaxationDue): Promise<void> {
+    await this.ensureTable();
+    const entity: RelaxationDueEntity = { partitionKey: RELAX_DUE_PARTITION, rowKey: relaxationRowKey(entry), dueAt: entry.dueAt, remediationId: entry.remediationId, vmResourceId: entry.vmResourceId };
+    // Replace: a retried write of the same entry (a redelivered job) lands on the same key.
+    await this.table.upsertEntity(entity, 'Replace');
+  }
+
+  public async listRelaxationsDue(now: Date): Promise<RelaxationDue[]> {
+    await this.ensureTable();
+    const out: RelaxationDue[] = [];
+    const filter = odata`PartitionKey eq ${RELAX_DUE_PARTITION} and RowKey le ${dueUpTo(now)}`;
+    for await (const e of this.table.listEntities<RelaxationDueEntity>({ queryOptions: { filter, select: ['dueAt', 'remediationId', 'vmResourceId'] } })) {
+      out.push({ dueAt: e.dueAt, remediationId: e.remediationId, vmResourceId: e.vmResourceId });
+    }
+    return out;
+  }
+
+  public async removeRelaxationDue(entry: RelaxationDue): Promise<void> {
+    await this.ensureTable();
+    try {
+      await this.table.deleteEntity(RELAX_DUE_PARTITION, relaxationRowKey(entry));
+    } catch (error) {
+      if (!isRestError(error, 404)) throw error;
+    }
   }
 
   public async listPoison(): Promise<PoisonRecord[]> {

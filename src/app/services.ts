@@ -105,6 +105,7 @@ export function remediationDeps(services: Services, extra: Partial<RemediationDe
     lock: services.lock,
     policy: { defaultMode: config.defaultMode },
     lockTtlMs: config.lockTtlMs,
+    relaxTtlHours: config.securityRelaxTtlHours,
     busyRetry: { attempts: config.busyRetry.attempts, delayMs: (attempt) => config.busyRetry.delayMs * attempt },
     ...extra,
   };

@@ -3,9 +3,10 @@
  * terminal. Records go to Table storage when AzureWebJobsStorage is set, else memory.
  */
 import { randomUUID } from 'node:crypto';
-import { createServices, remediationDeps } from '../app/services.js';
-import { parseRemediationRequest } from '../core/job.js';
-import { exitCodeFor } from '../core/outcome.js';
+import { admitRequest } from '../app/intake.js';
+import { createServices, remediationDeps, type Services } from '../app/services.js';
+import { parseRemediationRequest, type Job } from '../core/job.js';
+import { exitCodeFor, securityChangesIn } from '../core/outcome.js';
 import { runRemediation } from '../pipeline/remediate.js';
 import { parseArgs, USAGE } from './args.js';
 import { describeOutcome, describeProgress } from './format.js';
@@ -27,22 +28,51 @@ export async function main(argv: readonly string[], io: { out: (s: string) => vo
     return 0;
   }
   if (cli.command === 'alert') return alertCommand(cli, io);
-  const job = parseRemediationRequest({ vmResourceId: cli.vmResourceId, mode: cli.mode, allow: cli.allow }, { id: randomUUID(), source: 'cli', now: new Date() });
+  if (cli.command === 'restore') return restoreCommand(cli, io);
+  const body = { vmResourceId: cli.vmResourceId, mode: cli.mode, allow: cli.allow, ...(cli.relaxForHours === undefined ? {} : { relaxForHours: cli.relaxForHours }) };
+  const job = parseRemediationRequest(body, { id: randomUUID(), source: 'cli', now: new Date() });
   if (!job.success) {
     io.err(`error: ${job.error.message}`);
     return 64;
   }
-  const services = createServices({ allowInMemory: true });
+  if (job.data.mode === 'restore') throw new Error('a remediate command parsed as a restore');
+  return runJob(job.data, createServices({ allowInMemory: true }), cli.json, io);
+}
+
+/** Runs a job in-process and prints its outcome; the exit code says how it ended. */
+async function runJob(job: Job, services: Services, json: boolean, io: Io): Promise<number> {
   const started = Date.now();
   const record = await runRemediation(
-    job.data,
+    job,
     remediationDeps(services, {
       onProgress: (event) => io.err(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${describeProgress(event)}`),
     }),
   );
   if (record.state !== 'completed') throw new Error('the pipeline returned an unfinished record');
-  io.out(cli.json ? JSON.stringify(record) : describeOutcome(record));
+  if (!services.config.storage && securityChangesIn(record.outcome).length > 0) {
+    io.err(`warning: no storage configured (AzureWebJobsStorage): nothing will revert this relaxation when it expires; restore it yourself`);
+  }
+  io.out(json ? JSON.stringify(record) : describeOutcome(record));
   return exitCodeFor(record.outcome.status);
+}
+
+/** `restore <id>`: reads the remediation's record from the app's storage and puts its security back in-process. */
+async function restoreCommand(cli: Extract<CliCommand, { command: 'restore' }>, io: Io): Promise<number> {
+  const services = createServices({ allowInMemory: true });
+  const admitted = await admitRequest({ mode: 'restore', restoreOf: cli.remediationId, ...(cli.reason === undefined ? {} : { reason: cli.reason }) }, services, 'cli');
+  switch (admitted.kind) {
+    case 'invalid':
+    case 'not-a-vm':
+      io.err(`error: ${admitted.error.message}`);
+      return 64;
+    case 'restore-refused': {
+      const hint = admitted.error.reason === 'unknown-remediation' && !services.config.storage ? ' (no storage configured: set AzureWebJobsStorage to the app\'s storage, where the records are)' : '';
+      io.err(`error: ${admitted.error.message}${hint}`);
+      return 65;
+    }
+    case 'job':
+      return runJob(admitted.job, services, cli.json, io);
+  }
 }
 
 export const defaultIo = { out: (s: string) => process.stdout.write(`${s}\n`), err: (s: string) => process.stderr.write(`${s}\n`) };

@@ -2,7 +2,8 @@
  * One remediation of one VM, end to end: read the VM, check it can be reached, apply the
  * policy, take the VM's lease, probe, plan, fix and verify in one more call, judge and record.
  * All I/O comes in through `RemediationDeps`; the decisions are the core's pure functions.
- * Two Run Command invocations per remediation (probe, fix), one more probe per resumed attempt.
+ * Two Run Command invocations per remediation (probe, fix), one more probe per resumed attempt
+ * (and, for a restore that would lock RDP out, one more fix).
  *
  * Exactly once, across crashes. A job can be delivered more than once: its worker crashed, a
  * save was lost, the message came back. The record is the job's state machine (`Progress` in
@@ -12,22 +13,32 @@
  * and a delivery that finds that, or finds a manifest of this RunId on the VM, does not post it
  * again. It probes with `ReadManifests=true` and judges from what the VM kept (`judgeReadBack`),
  * so the actions, backups and security changes of the earlier attempt end up in the outcome.
+ *
+ * A restore job (mode `restore`) goes the same way to its probe, then continues in
+ * src/pipeline/restore.ts: a restore run, and a second run only if the restore would lock RDP out.
+ *
+ * Relaxations expire. A security-lowering change is due to be reverted the relaxation's hours
+ * (SECURITY_RELAX_TTL_HOURS, or the repair request's shorter relaxForHours) after its fix was
+ * posted; the record's security changes carry that `expiresAt`, and before the completed record
+ * is written, an entry due then goes into the store, where the relaxation sweep finds it.
  */
 import type { FixParameters, ProbeParameters } from '../contract/parameters.js';
 import type { ProbeFacts } from '../contract/facts.js';
 import type { ComputeGateway } from '../adapters/compute.js';
-import { RecordVersionConflictError, type RemediationStore, type StoredRecord } from '../adapters/remediation-store.js';
+import { RecordVersionConflictError, type RelaxationDue, type RemediationStore, type StoredRecord } from '../adapters/remediation-store.js';
 import { keepLease, LeaseLostError, leaseTiming, type LeaseKeeper, type LeaseTiming, type VmLock } from '../adapters/vm-lock.js';
 import type { ActionId } from '../contract/actions.js';
+import type { FixResult } from '../contract/results.js';
 import { blockingFindings, diagnose } from '../core/diagnose.js';
-import type { Job } from '../core/job.js';
-import { judgeFix, judgeReadBack, type Outcome, type ProbeEvidence, type Progress, type RecordBase, type RemediationRecord, type Timings } from '../core/outcome.js';
+import { DEFAULT_RELAX_TTL_HOURS, relaxationExpiry, relaxationHours, type Job } from '../core/job.js';
+import { judgeFix, judgeReadBack, type Evidence, type Outcome, type ProbeEvidence, type Progress, type RecordBase, type RemediationRecord, type Timings } from '../core/outcome.js';
 import { planRemediation } from '../core/planner.js';
 import { resolvePolicy, type EffectivePolicy, type PolicySettings } from '../core/policy.js';
 import { checkEligibility, type VmView } from '../core/vm.js';
 import { ComputeError, DependencyTimeoutError, errorMessage, PayloadOutputError, RemediatorError, RetryLaterError, RunCommandOutcomeUnknownError } from '../errors.js';
 import { composePayload, type RunCommandPayload } from '../payloads/compose.js';
 import { parseFixOutput, parseProbeOutput } from '../payloads/result-line.js';
+import { continueRestore, relaxationDueAfter, resolveRestoreTarget, type RestoreProgressEvent } from './restore.js';
 
 /** Progress, for the CLI and logs. */
 export type ProgressEvent =
@@ -38,7 +49,8 @@ export type ProgressEvent =
   | { readonly step: 'run-command-busy'; readonly payload: 'probe' | 'fix'; readonly attempt: number; readonly delayMs: number }
   | { readonly step: 'probed'; readonly findings: readonly string[] }
   | { readonly step: 'planned'; readonly actions: readonly ActionId[]; readonly refused: readonly ActionId[] }
-  | { readonly step: 'fixed'; readonly changed: readonly ActionId[] };
+  | { readonly step: 'fixed'; readonly changed: readonly ActionId[] }
+  | RestoreProgressEvent;
 
 /** How long to wait and how often to retry when another Run Command is in progress on the VM (409). */
 export interface BusyRetryStrategy {
@@ -61,6 +73,8 @@ export interface RemediationDeps {
    * puts the job back (RetryLaterError) instead of failing it. Absent in the CLI.
    */
   readonly deferThrottledMs?: number;
+  /** SECURITY_RELAX_TTL_HOURS: how long a relaxation stands at most (default 8). */
+  readonly relaxTtlHours?: number;
   readonly now?: () => Date;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly onProgress?: (event: ProgressEvent) => void;
@@ -86,6 +100,7 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
   const sleep = deps.sleep ?? defaultSleep;
   const progress = deps.onProgress ?? (() => undefined);
   const timing = deps.lease ?? leaseTiming(deps.lockTtlMs);
+  const relaxTtlHours = deps.relaxTtlHours ?? DEFAULT_RELAX_TTL_HOURS;
   const started = now();
   const timings: { probeMs?: number; fixMs?: number } = {};
   const elapsed = (): Timings => ({ totalMs: now().getTime() - started.getTime(), ...timings });
@@ -132,7 +147,20 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
     mine = { ...next, runCommands: totalRunCommands() + (aboutToPost ? 1 : 0) };
     await write({ ...base(), progress: mine, state: 'running', startedAt, updatedAt: now().toISOString() });
   };
-  const finish = async (outcome: Outcome): Promise<RemediationRecord> => {
+  /**
+   * Completes the record. The relaxation's due entry goes first: a relaxation is never on
+   * record without the entry that reverts it (a redelivery writes the same entry again). Then
+   * `forget`, an entry this outcome makes unnecessary: best effort, since a leftover only costs
+   * the sweep a restore that finds the relaxation dealt with.
+   */
+  const finish = async (outcome: Outcome, forget?: RelaxationDue): Promise<RemediationRecord> => {
+    const due = relaxationDueAfter(job, outcome);
+    if (due !== undefined) {
+      await deps.store.addRelaxationDue(due).catch((error: unknown) => {
+        throw new RecordWriteError(`could not note the relaxation of remediation ${due.remediationId} due at ${due.dueAt}: ${errorMessage(error)}`, { id: job.id }, { cause: error });
+      });
+    }
+    if (forget !== undefined) await deps.store.removeRelaxationDue(forget).catch(() => undefined);
     const completedAt = now().toISOString();
     const progressToKeep = kept();
     const record: RemediationRecord = {
@@ -182,6 +210,33 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
   };
 
   /**
+   * Posts a fix payload: `progressAt(postedAt)` is written into the record first, and only while
+   * the lease is still ours (a later delivery then reads back instead of posting again);
+   * `progressAt(null)` when ARM refused it (409: another command runs, nothing started).
+   */
+  const postFix = async (
+    parameters: FixParameters,
+    progressAt: (postedAt: string | null) => Omit<Progress, 'runCommands'>,
+  ): Promise<{ readonly result: FixResult; readonly postedAt: string }> => {
+    const lease = keeper;
+    if (lease === undefined) throw new RemediatorError('a fix is posted only under the VM\'s lease');
+    let postedAt = now().toISOString();
+    const fixStart = now().getTime();
+    const out = await runPayload(composePayload({ kind: 'fix', parameters }), 'fix', {
+      beforePost: async () => {
+        await lease.confirm();
+        postedAt = now().toISOString();
+        await commitProgress(progressAt(postedAt), true);
+      },
+      refused: () => commitProgress(progressAt(null), false),
+    });
+    timings.fixMs = (timings.fixMs ?? 0) + (now().getTime() - fixStart);
+    return { result: parseFixOutput(out.stdout, out.stderr), postedAt };
+  };
+  /** The evidence with the Run Commands and time spent so far. */
+  const withCounts = (probe: ProbeEvidence): Evidence => ({ ...probe, runCommands: totalRunCommands(), timings: elapsed() });
+
+  /**
    * Completes a record without the VM's lease (the VM cannot be worked on). When the record is
    * running, another delivery of this job may be alive and working on it: then that one decides.
    */
@@ -199,7 +254,8 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
     const eligibility = checkEligibility(vm);
     if (!eligibility.eligible) return await skipWithoutLease({ status: 'skipped', reason: eligibility.reason, detail: `${eligibility.detail}${fixNote()}`, runCommands: totalRunCommands(), timings: elapsed() });
 
-    const policy = resolvePolicy(deps.policy, vm.tags, job);
+    // A restore raises security, so only a VM that is off limits ('off') keeps it from running.
+    const policy = resolvePolicy(deps.policy, vm.tags, job.mode === 'restore' ? { mode: 'repair', allow: [] } : job);
     progress({ step: 'policy', mode: policy.mode, permissions: policy.permissions });
     if (policy.mode === 'off') {
       const detail = `remediation is off for this VM (${policy.vmModeSource === 'tag' ? 'tag' : 'deployment default'})${policy.ignoredTags.length ? `; unreadable tags: ${policy.ignoredTags.join(', ')}` : ''}`;
@@ -228,8 +284,21 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
     if (stored.record.state === 'running') startedAt = stored.record.startedAt;
     const resumed = prior.attempt > 0 || stored.record.state === 'running';
     const attempt = prior.attempt + 1;
-    const carried = { fixRuns: prior.fixRuns, ...(prior.fixRunId ? { fixRunId: prior.fixRunId } : {}), ...(prior.plannedActions ? { plannedActions: prior.plannedActions } : {}), ...(prior.fixPostedAt ? { fixPostedAt: prior.fixPostedAt } : {}), ...(prior.evidence ? { evidence: prior.evidence } : {}) };
-    await commitProgress({ attempt, phase: 'probing', ...carried }, true);
+    const { attempt: _attempt, phase: _phase, runCommands: _runCommands, ...carried } = prior;
+
+    // A restore acts on the record of the remediation it restores: read it under the lease, so
+    // that of two restores of one remediation the second sees what the first did.
+    const restoreTarget = job.mode === 'restore' ? await resolveRestoreTarget(deps.store, job.restoreOf, job.id) : undefined;
+    if (restoreTarget !== undefined && !restoreTarget.ok) {
+      const { refusal } = restoreTarget;
+      return await finish(
+        refusal.reason === 'already-restored' || refusal.reason === 'restore-pending'
+          ? { status: 'skipped', reason: 'duplicate', detail: `${refusal.detail}${fixNote()}`, runCommands: totalRunCommands(), timings: elapsed() }
+          : { status: 'failed', error: { kind: 'not-restorable', message: refusal.detail }, runCommands: totalRunCommands(), timings: elapsed() },
+      );
+    }
+
+    await commitProgress({ ...carried, attempt, phase: 'probing' }, true);
 
     // A resumed attempt asks the VM what an earlier fix run with this RunId did.
     const probeParameters: ProbeParameters = resumed ? { RunId: job.id, ReadManifests: 'true' } : { RunId: job.id };
@@ -241,13 +310,25 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
       return await finish({ status: 'failed', error: { kind: 'payload', message: `probe failed on the VM: ${probe.error.code} ${probe.error.message}${fixNote()}` }, runCommands: totalRunCommands(), timings: elapsed() });
     }
 
+    if (job.mode === 'restore' && restoreTarget?.ok) {
+      progress({ step: 'probed', findings: diagnose(probe.facts, now()).map((f) => f.code) });
+      return await continueRestore(
+        { job, attempt, prior, now, relaxTtlHours, onProgress: progress, evidence: withCounts, postFix, finish },
+        restoreTarget.target,
+        { facts: probe.facts, previous: probe.previous },
+      );
+    }
+    const hours = relaxationHours(job.mode === 'restore' ? undefined : job.relaxForHours, relaxTtlHours);
+    /** A relaxation is due to be reverted `hours` after its fix was posted. */
+    const expiresAt = (postedAt: string | undefined) => relaxationExpiry(postedAt ? new Date(postedAt) : now(), hours);
+
     const previous = probe.previous;
     const fixSeenOnVm = previous !== undefined && (previous.runs.length > 0 || previous.unreadable > 0);
     if (prior.fixRuns > 0 || fixSeenOnVm) {
       // A fix with this RunId was posted before: never again. Judge from what the VM kept.
       const evidence = prior.evidence ?? evidenceFrom(probe.facts, policy, now());
       progress({ step: 'probed', findings: diagnose(probe.facts, now()).map((f) => f.code) });
-      const outcome = judgeReadBack({ ...evidence, runCommands: totalRunCommands(), timings: elapsed() }, previous ?? { dir: '', runs: [], unreadable: 0 }, probe.facts, now(), attempt);
+      const outcome = judgeReadBack(withCounts(evidence), previous ?? { dir: '', runs: [], unreadable: 0 }, probe.facts, now(), attempt, expiresAt(prior.fixPostedAt));
       progress({ step: 'fixed', changed: 'actions' in outcome && outcome.actions ? outcome.actions.filter((a) => a.changed).map((a) => a.id) : [] });
       return await finish(withRefusals(outcome, evidence.plan));
     }
@@ -256,7 +337,7 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
     const plan = planRemediation(findings, probe.facts, policy.permissions);
     progress({ step: 'probed', findings: findings.map((f) => f.code) });
     progress({ step: 'planned', actions: plan.actions.map((a) => a.id), refused: plan.refused.map((r) => r.id) });
-    const evidence = () => ({ mode: policy.mode, findings, plan, before: probe.facts, runCommands: totalRunCommands(), timings: elapsed() });
+    const evidence = () => withCounts({ mode: policy.mode, findings, plan, before: probe.facts });
 
     if (blockingFindings(findings).length === 0) return await finish({ status: 'healthy', ...evidence() });
 
@@ -290,22 +371,10 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
       plannedActions,
       evidence: { mode: policy.mode, findings, plan, before: probe.facts } satisfies ProbeEvidence,
     };
-    const lease = keeper;
-    const fixStart = now().getTime();
-    const fixOut = await runPayload(composePayload({ kind: 'fix', parameters }), 'fix', {
-      // The one POST that changes the VM: only while the lease is still ours, and only once
-      // the record says it is posted (a later delivery then reads back instead of posting again).
-      beforePost: async () => {
-        await lease.confirm();
-        await commitProgress({ ...fixing, fixRuns: 1, fixPostedAt: now().toISOString() }, true);
-      },
-      // ARM refused it (409: another command runs): nothing started on the VM.
-      refused: () => commitProgress({ ...fixing, fixRuns: 0 }, false),
-    });
-    timings.fixMs = now().getTime() - fixStart;
-    const fix = parseFixOutput(fixOut.stdout, fixOut.stderr);
+    // The one POST that changes the VM.
+    const { result: fix, postedAt } = await postFix(parameters, (at) => (at ? { ...fixing, fixRuns: 1, fixPostedAt: at } : { ...fixing, fixRuns: 0 }));
     progress({ step: 'fixed', changed: fix.actions.filter((a) => a.changed).map((a) => a.id) });
-    return await finish(withRefusals(judgeFix(evidence(), fix, now()), plan));
+    return await finish(withRefusals(judgeFix(evidence(), fix, now(), expiresAt(postedAt)), plan));
   } catch (error) {
     if (error instanceof RetryLaterError || error instanceof RecordWriteError) throw error;
     if (error instanceof LeaseLostError) throw new RetryLaterError(`the VM's lease was lost: ${error.message}`, 1_000, {}, { cause: error });
@@ -366,8 +435,19 @@ function progressOf(record: RemediationRecord): Progress {
 
 /** The request's part of a record, the same in every state. */
 function baseOf(record: RemediationRecord): Omit<RecordBase, 'updatedAt' | 'duplicates' | 'progress'> {
-  const { id, vmResourceId, vmKey, source, mode, allow, requestedAt, reason } = record;
-  return { id, vmResourceId, vmKey, source, mode, allow, requestedAt, ...(reason === undefined ? {} : { reason }) };
+  const { id, vmResourceId, vmKey, source, mode, allow, relaxForHours, restoreOf, requestedAt, reason } = record;
+  return {
+    id,
+    vmResourceId,
+    vmKey,
+    source,
+    mode,
+    allow,
+    ...(relaxForHours === undefined ? {} : { relaxForHours }),
+    ...(restoreOf === undefined ? {} : { restoreOf }),
+    requestedAt,
+    ...(reason === undefined ? {} : { reason }),
+  };
 }
 
 /** Equal but for the duplicates counter, which the store keeps beside the record. */
@@ -379,14 +459,15 @@ function sameContent(a: RemediationRecord, b: RemediationRecord): boolean {
   return strip(a) === strip(b);
 }
 
-function baseRecord(job: Job, at: string) {
+function baseRecord(job: Job, at: string): RecordBase {
   return {
     id: job.id,
     vmResourceId: job.vm.id,
     vmKey: job.vm.key,
     source: job.source,
-    mode: job.mode,
-    allow: job.allow,
+    ...(job.mode === 'restore'
+      ? { mode: job.mode, allow: [], restoreOf: job.restoreOf }
+      : { mode: job.mode, allow: job.allow, ...(job.relaxForHours === undefined ? {} : { relaxForHours: job.relaxForHours }) }),
     requestedAt: job.requestedAt,
     ...(job.reason === undefined ? {} : { reason: job.reason }),
     updatedAt: at,

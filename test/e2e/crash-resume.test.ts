@@ -12,6 +12,9 @@
  *    permission). CRASH_SEED picks another sequence. Checked: every request ends completed within
  *    a bound of its last kill; no RunId has more than one fix in the emulator's Run Command log;
  *    every record's actions and security changes equal the VM's manifests; nothing is left running.
+ * 3. Restores (in process): a restore whose worker dies after its restore run, or after the run
+ *    that re-applied a relaxation the restore would have locked out, is read back from the VM's
+ *    manifest.json / manifest-2.json; neither run is ever posted twice.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -27,6 +30,9 @@ import { InMemoryRemediationStore, type RemediationStore } from '../../src/adapt
 import { InMemoryVmLock, type VmLock } from '../../src/adapters/vm-lock.js';
 import { submitRemediation } from '../../src/app/intake.js';
 import { createServices, remediationDeps, type Services } from '../../src/app/services.js';
+import { windowsScenario } from '../../emulator/fleet.js';
+import { selfSignedCertificate } from '../../emulator/windows.js';
+import { REMOTE_DESKTOP_STORE } from '../../emulator/windows-state.js';
 import type { Permission } from '../../src/contract/actions.js';
 import type { Job } from '../../src/core/job.js';
 import type { RemediationRecord } from '../../src/core/outcome.js';
@@ -105,7 +111,13 @@ function jobFor(vmId: string, allow: readonly Permission[] = []): Job {
 }
 
 const manifestsOn = (vmId: string, runId: string) => manifestsOnVm(emu, vmId, runId);
-const mismatch = (record: RemediationRecord) => mismatchWithVm(emu, record);
+/** A record's security changes without their expiry, which the VM's manifests do not hold (the app sets it). */
+function withoutExpiry(record: RemediationRecord): RemediationRecord {
+  if (record.state !== 'completed' || !('securityChanges' in record.outcome)) return record;
+  const securityChanges = record.outcome.securityChanges.map(({ expiresAt: _expiresAt, ...change }) => change);
+  return { ...record, outcome: { ...record.outcome, securityChanges } };
+}
+const mismatch = (record: RemediationRecord) => mismatchWithVm(emu, withoutExpiry(record));
 
 const fixRunsOf = (runId: string) => emu.runCommands.filter((r) => r.payload === 'fix' && r.parameters['RunId'] === runId).length;
 
@@ -122,14 +134,15 @@ describe('a restarted job resumes from its record (in process)', () => {
    * process "dies" (the call never returns, nothing after it runs, its lease is never renewed or
    * released again).
    */
-  function dyingDeps(deps: RemediationDeps, lock: VmLock, dieAfter: 'probe' | 'fix', when: 'posted' | 'finished'): RemediationDeps {
+  function dyingDeps(deps: RemediationDeps, lock: VmLock, dieAfter: 'probe' | 'fix', when: 'posted' | 'finished', nth = 1): RemediationDeps {
     let dead = false;
+    let seen = 0;
     const compute: ComputeGateway = {
       getVm: (ref) => deps.compute.getVm(ref),
       runCommand: async (ref, payload, options) => {
         if (dead) return new Promise(() => undefined);
         const kind = payload.script[0]?.includes(':fix') ? 'fix' : 'probe';
-        if (kind !== dieAfter) return deps.compute.runCommand(ref, payload, options);
+        if (kind !== dieAfter || ++seen < nth) return deps.compute.runCommand(ref, payload, options);
         const run = deps.compute.runCommand(ref, payload, options);
         dead = true;
         if (when === 'finished') await run;
@@ -229,6 +242,80 @@ describe('a restarted job resumes from its record (in process)', () => {
     expect(record.state === 'completed' && record.outcome).toMatchObject({ status: 'fixed', readBack: { attempt: 2, runs: [1] } });
     expect(mismatch(record)).toBeNull();
     expect(fixRunsOf(job.id)).toBe(1);
+  });
+
+  describe('restores', () => {
+    /** A VM whose template certificate expired, relaxed with permission in `store`; `renewed`: its certificate renewed since. */
+    async function relaxedTemplateVm(store: RemediationStore, lock: VmLock, renewed: boolean) {
+      const name = `vm-rs-${randomUUID().slice(0, 8)}`;
+      const vmId = emu.addVm({ ...scenarioVm('healthy', { subscriptionId: SUB, resourceGroup: RG, name, computerName: name, runLatencyMs: 150 }), windows: windowsScenario('gpo-template-cert', { computerName: name }) });
+      const deps = remediationDeps({ ...services, store, lock }, { lockTtlMs: 1_500 });
+      const relaxed = await runRemediation(jobFor(vmId, ['relax-security-layer']), deps);
+      expect(relaxed.state === 'completed' && relaxed.outcome.status).toBe('fixed');
+      if (renewed) {
+        emu.updateWindows(vmId, (w) => {
+          w.certificates[REMOTE_DESKTOP_STORE] = [selfSignedCertificate(w.computerName, new Date(Date.parse(w.now) + 300 * 86_400_000), { template: true })];
+        });
+      }
+      // The restore as intake admits it (it reads the relaxation's record), handed to the dying worker.
+      const queued: Job[] = [];
+      const submitted = await submitRemediation({ mode: 'restore', restoreOf: relaxed.id }, { ...services, store, lock, queue: { enqueue: (j: Job) => (queued.push(j), Promise.resolve()) } });
+      if (submitted.kind !== 'accepted' || !queued[0]) throw new Error(`intake answered ${submitted.kind}`);
+      return { vmId, relaxed, restore: queued[0], deps };
+    }
+
+    async function dieThenResume(renewed: boolean, nthFix: number) {
+      const store = new InMemoryRemediationStore();
+      const lock = new InMemoryVmLock();
+      const { vmId, relaxed, restore, deps } = await relaxedTemplateVm(store, lock, renewed);
+      void runRemediation(restore, dyingDeps(deps, lock, 'fix', 'finished', nthFix)).catch(() => undefined);
+      const deadline = Date.now() + 20_000;
+      while (emu.runCommands.filter((r) => r.parameters['RunId'] === restore.id && r.payload === 'fix' && r.endTime !== null).length < nthFix) {
+        if (Date.now() > deadline) throw new Error('the dying delivery never got there');
+        await sleep(10);
+      }
+      await sleep(200);
+      const record = await deliver(restore, deps);
+      return { vmId, relaxed, restore, record, store };
+    }
+
+    it('dies after its restore ran: the next attempt reads manifest.json back, never posts the restore again, and records restored', async () => {
+      const { vmId, restore, record } = await dieThenResume(true, 1);
+      expect(record.state === 'completed' && record.outcome.status, JSON.stringify(record)).toBe('restored');
+      expect(record.state === 'completed' && record.outcome).toMatchObject({ readBack: { attempt: 2, runs: [1] }, restoreParameters: { RestoreSecurityLayer: '2', RestoreUserAuthentication: '1' } });
+      expect(emu.runCommands.filter((r) => r.parameters['RunId'] === restore.id).map((r) => r.payload)).toEqual(['probe', 'fix', 'probe']);
+      expect(mismatch(record)).toBeNull();
+      expect(record.progress).toMatchObject({ attempt: 2, fixRuns: 1 });
+      expect(emu.vm(vmId).rdp?.connectable).toBe(true);
+    });
+
+    it('dies after a restore that would lock RDP out: the next attempt posts the re-relaxation, once', async () => {
+      const { vmId, restore, record } = await dieThenResume(false, 1);
+      expect(record.state === 'completed' && record.outcome).toMatchObject({ status: 'restore-failed', lockedOut: true, readBack: { attempt: 2, runs: [1] } });
+      expect(emu.runCommands.filter((r) => r.parameters['RunId'] === restore.id).map((r) => r.payload)).toEqual(['probe', 'fix', 'probe', 'fix']);
+      expect(manifestsOn(vmId, restore.id).map((m) => m.sequence)).toEqual([1, 2]);
+      expect(mismatch(record)).toBeNull();
+      expect(record.progress).toMatchObject({ attempt: 2, fixRuns: 2 });
+      expect(emu.vm(vmId).rdp?.connectable).toBe(true);
+    });
+
+    it('dies after its re-relaxation ran: the next attempt reads both manifests back and posts neither again', async () => {
+      const { vmId, relaxed, restore, record, store } = await dieThenResume(false, 2);
+      if (record.state !== 'completed' || record.outcome.status !== 'restore-failed') throw new Error(JSON.stringify(record));
+      expect(record.outcome).toMatchObject({ lockedOut: true, readBack: { attempt: 2, runs: [1, 2] } });
+      // The reason the first attempt wrote before its second post survives the crash.
+      expect(record.outcome.reason).toMatch(/the restore would lock RDP out: .*cert-expired/);
+      expect(emu.runCommands.filter((r) => r.parameters['RunId'] === restore.id).map((r) => r.payload)).toEqual(['probe', 'fix', 'fix', 'probe']);
+      expect(mismatch(record)).toBeNull();
+      expect(record.outcome.securityChanges.map((c) => c.action)).toEqual(['relax-security-layer']);
+      // Its expiry counts from when the re-relaxation was posted, as the first attempt wrote it.
+      const postedAt = record.progress?.relaxRun?.postedAt ?? '';
+      expect(Date.parse(record.outcome.securityChanges[0]?.expiresAt ?? '') - Date.parse(postedAt)).toBe(8 * 3_600_000);
+      const due = await store.listRelaxationsDue(new Date(Date.now() + 100 * 3_600_000));
+      expect(due.map((e) => e.remediationId)).toEqual([restore.id]);
+      expect(due.some((e) => e.remediationId === relaxed.id)).toBe(false);
+      expect(emu.vm(vmId).rdp?.connectable).toBe(true);
+    });
   });
 
   it('a crashed holder frees the VM within one lease (90 s), not after the 30-minute TTL', async () => {

@@ -16,7 +16,8 @@ let stack: LocalStack;
 let counter = 0;
 
 beforeAll(async () => {
-  stack = await startLocalStack({ emulator: { runLatencyMs: 30 } });
+  // Busy retries (n × 0.05 s, 20 of them) outlast another command's run on the VM.
+  stack = await startLocalStack({ emulator: { runLatencyMs: 30 }, settings: { RUN_COMMAND_BUSY_RETRIES: '20' } });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -147,11 +148,15 @@ describe('security-lowering actions', () => {
     expect(stack.emulator.vm(vm).windows).toEqual(before);
   });
 
-  it('run with the request\'s allow and are recorded with their restore', async () => {
+  it('run with the request\'s allow and are recorded with their restore, due 8 hours (the default) after the fix was posted', async () => {
     const vm = addVm('nla-dc-unreachable');
     const record = await remediate(vm, { allow: ['disable-nla'] });
     if (record.state !== 'completed' || record.outcome.status !== 'fixed') throw new Error(JSON.stringify(record));
     expect(record.outcome.securityChanges).toMatchObject([{ action: 'disable-nla', restore: { action: 'restore-rdp-security', parameters: { RestoreUserAuthentication: '1' } } }]);
+    const expiresAt = record.outcome.securityChanges[0]?.expiresAt ?? '';
+    expect(Date.parse(expiresAt) - Date.parse(record.progress?.fixPostedAt ?? '')).toBe(8 * 3_600_000);
+    const { getServices } = await import('../../src/app/services.js');
+    expect(await getServices().store.listRelaxationsDue(new Date(Date.parse(expiresAt)))).toContainEqual({ dueAt: expiresAt, remediationId: record.id, vmResourceId: record.vmResourceId });
     expect(stack.emulator.vm(vm).rdp?.connectable).toBe(true);
   });
 
@@ -178,7 +183,8 @@ describe('one remediation per VM at a time', () => {
   });
 
   it('waits out a 409 Conflict from ARM caused by someone else\'s Run Command', async () => {
-    const vm = addVm('tls12-disabled', { runLatencyMs: 300 });
+    // Someone else's command runs for 2 s, longer than the worker takes to get to the VM; ours then run at the default latency.
+    const vm = addVm('tls12-disabled', { runLatencyMs: 2_000 });
     // Someone else's command is running on the VM when the worker gets there.
     const foreign = fetch(`${stack.emulator.armEndpoint}${vm}/runCommand?api-version=2026-04-01`, {
       method: 'POST',
@@ -186,6 +192,7 @@ describe('one remediation per VM at a time', () => {
       body: JSON.stringify({ commandId: 'RunPowerShellScript', script: ['Get-Date'] }),
     });
     expect((await foreign).status).toBe(202);
+    stack.emulator.setRunLatency(vm, undefined);
     const record = await remediate(vm);
     expect(record.state === 'completed' && record.outcome.status).toBe('fixed');
     expect(stack.emulator.requests.some((r) => r.status === 409 && r.errorCode === 'Conflict' && r.path.toLowerCase().startsWith(vm.toLowerCase()))).toBe(true);

@@ -58,7 +58,12 @@ describe('queue edges', () => {
     const vm = stack.emulator.addVm(scenarioVm('tls12-disabled', { subscriptionId: SUB, resourceGroup: 'rg', name: 'vm-logged' }));
     const { id } = (await stack.post({ vmResourceId: vm, mode: 'repair' })).body as { id: string };
     await stack.waitForCompletion(id);
-    const line = stack.logs.map((l) => l.message).find((m) => m.includes('"remediation.completed"') && m.includes(id));
+    // The worker logs the outcome just after it wrote the record.
+    let line: string | undefined;
+    for (let i = 0; i < 400 && line === undefined; i++) {
+      line = stack.logs.map((l) => l.message).find((m) => m.includes('"remediation.completed"') && m.includes(id));
+      if (line === undefined) await new Promise((r) => setTimeout(r, 25));
+    }
     expect(JSON.parse(line ?? '{}')).toMatchObject({ event: 'remediation.completed', id, status: 'fixed', runCommands: 2, changed: ['enable-tls12-server', 'restart-rdp-services'] });
   });
 });
@@ -104,6 +109,31 @@ describe('rdp-remediator CLI', () => {
     expect(code).toBe(2);
     expect(out).toContain('outcome: NOT-FIXED');
     expect(out).toContain('disable-nla refused (needs-permission)');
+  });
+
+  it('restores what a relaxation lowered (restore <id>), from the records in the app\'s storage; 65 when there is nothing to restore', async () => {
+    const vm = stack.emulator.addVm(scenarioVm('nla-dc-unreachable', { subscriptionId: SUB, resourceGroup: 'rg', name: 'vm-cli-restore' }));
+    const relaxed = await cli(['remediate', vm, '--mode', 'repair', '--allow', 'disable-nla', '--relax-hours', '1', '--json']);
+    expect(relaxed.code).toBe(0);
+    const relaxation = JSON.parse(relaxed.out) as RemediationRecord;
+    if (relaxation.state !== 'completed' || relaxation.outcome.status !== 'fixed') throw new Error(relaxed.out);
+    expect(relaxation.outcome.securityChanges).toMatchObject([{ action: 'disable-nla', expiresAt: expect.any(String) as unknown }]);
+    // The domain controller is back; NLA can come back on.
+    stack.emulator.updateWindows(vm, (w) => {
+      w.domain = { partOfDomain: true, secureChannel: true };
+    });
+    const restored = await cli(['restore', relaxation.id, '--reason', 'INC-77']);
+    expect(restored.code, restored.out + restored.err).toBe(0);
+    expect(restored.out).toMatch(/^outcome: RESTORED/);
+    expect(restored.out).toContain(`restore of: ${relaxation.id}`);
+    expect(restored.out).toContain('restored: UserAuthentication=1');
+    expect(restored.err).toMatch(/restoring the security remediation .* lowered: UserAuthentication=1[\s\S]*restored: RDP still passes the checks/);
+    expect(stack.emulator.vm(vm).rdp?.connectable).toBe(true);
+    const again = await cli(['restore', relaxation.id]);
+    expect(again.code).toBe(65);
+    expect(again.err).toContain(`remediation ${relaxation.id} was restored by`);
+    expect((await cli(['restore', randomUUID()])).code).toBe(65);
+    expect((await cli(['restore', 'INC-77'])).code).toBe(64);
   });
 
   it('exits 3 for a skipped VM and 64 for bad usage', async () => {

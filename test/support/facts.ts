@@ -102,3 +102,28 @@ export const CA_BOUND = () =>
     // The listener serves the bound certificate.
     handshake: { attempts: [{ ...okHandshake(), cert: { thumb: THUMB_B, notAfter: FUTURE }, servedCert: 'binding' }] },
   });
+
+/** The listener on standard RDP security only (SecurityLayer 0): it refuses TLS with SSL_NOT_ALLOWED_BY_SERVER. */
+export function rdpSecurityHandshake(): HandshakeAttempt {
+  return { ...okHandshake(), stage: 'negotiate', error: 'negotiation-failure', failureCode: 2, selectedProtocol: null, tlsVersion: null, cipher: null, cert: null, servedCert: null, ms: { connect: 1, negotiate: 2, tls: null }, detail: null };
+}
+
+/** No usable certificate: the listener answers SSL_CERT_NOT_ON_SERVER. */
+export function certNotOnServerHandshake(): HandshakeAttempt {
+  return { ...rdpSecurityHandshake(), failureCode: 3 };
+}
+
+/** A VM relaxed with relax-security-layer: SecurityLayer 0, NLA off, reachable over standard RDP security. */
+export const RELAXED = (patch: DeepPartial<ProbeFacts> = {}) =>
+  merge(factsWith({ rdp: { securityLayer: 0, userAuthentication: 0 }, handshake: { attempts: [rdpSecurityHandshake()] } }), patch);
+
+/** A VM whose expired template certificate Group Policy renews (never the tool): TLS cannot work. */
+export const TEMPLATE_CERT_EXPIRED = (patch: DeepPartial<ProbeFacts> = {}) =>
+  merge(
+    factsWith({
+      cert: { store: [{ thumb: THUMB_A, notAfter: PAST, hasKey: true, selfSigned: true, template: true }] },
+      policy: { certTemplate: true },
+      handshake: { attempts: [certNotOnServerHandshake()] },
+    }),
+    patch,
+  );

@@ -37,7 +37,8 @@ export function mismatchWithVm(emulator: Pick<Emulator, 'vm'>, record: Remediati
   const a = JSON.stringify(comparable(recorded));
   const b = JSON.stringify(comparable(onVm));
   if (a !== b) return `actions: recorded ${a}, VM ${b}`;
-  const c = JSON.stringify(recordedChanges);
+  // The expiry is the remediator's, not the VM's: the manifests hold the change, not when it is reverted.
+  const c = JSON.stringify(recordedChanges.map(({ expiresAt: _expiresAt, ...change }) => change));
   const d = JSON.stringify(securityChangesOf(onVm));
   return c === d ? null : `securityChanges: recorded ${c}, VM ${d}`;
 }

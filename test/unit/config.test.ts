@@ -32,6 +32,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ AzureWebJobsStorage__queueServiceUri: 'https://a.queue.core.windows.net' })).toThrow(/both/);
   });
 
+  it('lets a relaxation stand 8 hours by default, 1 to 168 when set, and names the setting otherwise', () => {
+    expect(loadConfig({}).securityRelaxTtlHours).toBe(8);
+    expect(loadConfig({ SECURITY_RELAX_TTL_HOURS: '1' }).securityRelaxTtlHours).toBe(1);
+    expect(loadConfig({ SECURITY_RELAX_TTL_HOURS: '168' }).securityRelaxTtlHours).toBe(168);
+    for (const bad of ['0', '169', '1.5', 'forever']) expect(() => loadConfig({ SECURITY_RELAX_TTL_HOURS: bad }), bad).toThrow(/SECURITY_RELAX_TTL_HOURS/);
+    expect(SETTING_NAMES).toContain('SECURITY_RELAX_TTL_HOURS');
+  });
+
   it('treats empty settings as unset', () => {
     expect(loadConfig({ REMEDIATION_DEFAULT_MODE: '', AzureWebJobsStorage: '' })).toMatchObject({ defaultMode: 'diagnose', storage: undefined });
   });

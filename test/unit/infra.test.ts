@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EVENT_QUERY_FILE, EVENT_SOURCES } from '../../src/alerts/event-query.js';
-import { HttpAuthModeSchema, SETTING_NAMES } from '../../src/config.js';
+import { HttpAuthModeSchema, loadConfig, SETTING_NAMES } from '../../src/config.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { bicepParser, bicepStringArray, syntaxProblems } from '../support/bicep-parser.js';
 
@@ -111,6 +111,17 @@ describe('Bicep templates', () => {
       collected[provider] = [...x.matchAll(/EventID=(\d+)/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
     }
     expect(collected).toEqual(Object.fromEntries(Object.entries(EVENT_SOURCES).map(([k, v]) => [k, [...v].sort((a, b) => a - b)])));
+  });
+
+  it('reverts relaxations after 8 hours by default, at most a week, and passes that to the app', () => {
+    expect(main).toMatch(/@minValue\(1\)\s*@maxValue\(168\)\s*@description\('[^\n]*'\)\s*param securityRelaxTtlHours int = 8$/m);
+    expect(main).toMatch(/^\s*securityRelaxTtlHours: securityRelaxTtlHours$/m);
+    expect(app).toMatch(/^param securityRelaxTtlHours int$/m);
+    expect(app).toMatch(/\{ name: 'SECURITY_RELAX_TTL_HOURS', value: string\(securityRelaxTtlHours\) \}/);
+    // The same bounds as the app's own validation, so a deployment cannot set what the app refuses.
+    expect(() => loadConfig({ SECURITY_RELAX_TTL_HOURS: '168' })).not.toThrow();
+    expect(() => loadConfig({ SECURITY_RELAX_TTL_HOURS: '169' })).toThrow();
+    expect(() => loadConfig({ SECURITY_RELAX_TTL_HOURS: '0' })).toThrow();
   });
 
   it('has safe defaults: diagnose only, nothing security-lowering granted deployment-wide', () => {

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InMemoryRemediationStore, TableRemediationStore, type RemediationStore } from '../../src/adapters/remediation-store.js';
 import { submitRemediation } from '../../src/app/intake.js';
 import { createServices } from '../../src/app/services.js';
-import type { Job } from '../../src/core/job.js';
+import type { Job, RestoreJob } from '../../src/core/job.js';
 import type { RemediationRecord } from '../../src/core/outcome.js';
 import { parseVmResourceId } from '../../src/core/resource-id.js';
 import { queuedRecord } from '../../src/pipeline/remediate.js';
@@ -27,6 +27,11 @@ function job(name = `vm-${randomUUID().slice(0, 8)}`, id = randomUUID()): Job {
   const vm = parseVmResourceId(vmId(name));
   if (!vm.success) throw new Error('bad test VM id');
   return { id, vm: vm.data, mode: 'repair', allow: [], source: 'manual', requestedAt: new Date().toISOString() };
+}
+
+function restore(of: string, id = randomUUID(), source: RestoreJob['source'] = 'manual'): RestoreJob {
+  const { vm } = job('vm-restored');
+  return { id, vm, mode: 'restore', restoreOf: of, source, requestedAt: new Date().toISOString() };
 }
 
 const running = (record: RemediationRecord): RemediationRecord => ({ ...record, state: 'running', startedAt: new Date().toISOString(), updatedAt: new Date().toISOString(), progress: { attempt: 1, phase: 'probing', runCommands: 1, fixRuns: 0 } });
@@ -58,6 +63,49 @@ function storeContract(name: string, make: () => RemediationStore | Promise<Reme
       const id = randomUUID();
       await store.create(queuedRecord(job('vm-a', id)));
       await expect(store.create(queuedRecord(job('vm-b', id)))).rejects.toMatchObject({ name: 'RecordConflictError' });
+    });
+
+    it('a restore is the same request when it restores the same remediation, whoever asked', async () => {
+      const store = await make();
+      const of = randomUUID();
+      const first = restore(of, randomUUID(), 'manual');
+      await store.create(queuedRecord(first));
+      expect((await store.create(queuedRecord({ ...first, source: 'expiry' }))).record.source).toBe('manual');
+      await expect(store.create(queuedRecord({ ...first, restoreOf: randomUUID() }))).rejects.toMatchObject({ name: 'RecordConflictError' });
+    });
+  });
+
+  describe(`${name}: relaxations due`, () => {
+    const entry = (dueAt: string, remediationId = randomUUID()) => ({ dueAt, remediationId, vmResourceId: vmId('vm-relaxed') });
+
+    it('lists what is due at a time, earliest first, up to and including that time', async () => {
+      const store = await make();
+      const later = entry('2026-11-21T14:00:00.000Z');
+      const now = entry('2026-11-21T12:00:00.000Z');
+      const earlier = entry('2026-11-21T08:00:00.000Z');
+      for (const e of [later, now, earlier]) await store.addRelaxationDue(e);
+      expect(await store.listRelaxationsDue(new Date('2026-11-21T12:00:00.000Z'))).toEqual([earlier, now]);
+      expect(await store.listRelaxationsDue(new Date('2026-11-21T07:59:59.999Z'))).toEqual([]);
+      expect(await store.listRelaxationsDue(new Date('2026-11-22T00:00:00.000Z'))).toEqual([earlier, now, later]);
+    });
+
+    it('adds idempotently, and removes once (a second remove is no error)', async () => {
+      const store = await make();
+      const e = entry('2026-11-21T08:00:00.000Z');
+      await store.addRelaxationDue(e);
+      await store.addRelaxationDue(e);
+      expect(await store.listRelaxationsDue(new Date('2026-11-22T00:00:00.000Z'))).toEqual([e]);
+      await store.removeRelaxationDue(e);
+      await store.removeRelaxationDue(e);
+      expect(await store.listRelaxationsDue(new Date('2026-11-22T00:00:00.000Z'))).toEqual([]);
+    });
+
+    it('keeps two entries of one remediation apart (a retry beside the first expiry)', async () => {
+      const store = await make();
+      const id = randomUUID();
+      await store.addRelaxationDue(entry('2026-11-21T08:00:00.000Z', id));
+      await store.addRelaxationDue(entry('2026-11-21T09:00:00.000Z', id));
+      expect((await store.listRelaxationsDue(new Date('2026-11-22T00:00:00.000Z'))).map((e) => e.dueAt)).toEqual(['2026-11-21T08:00:00.000Z', '2026-11-21T09:00:00.000Z']);
     });
   });
 
