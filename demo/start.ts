@@ -34,6 +34,7 @@ const FLEET: readonly DemoVm[] = [
   { scenario: 'key-file-missing', note: 'RDP private key file deleted' },
   { scenario: 'tls12-disabled', note: 'SCHANNEL TLS 1.2 Server disabled' },
   { scenario: 'termservice-stopped', note: 'Remote Desktop Services stopped' },
+  { scenario: 'firewall-rdp-rules-disabled', note: 'guest firewall: Remote Desktop rules disabled' },
   { scenario: 'nla-dc-unreachable', tags: { 'rdp-remediator-allow': 'disable-nla' }, note: 'NLA on, DC unreachable (tag allows disable-nla)' },
   { scenario: 'healthy', note: 'nothing wrong' },
   { scenario: 'ca-cert-bound', note: 'healthy CA-issued certificate: left alone' },
