@@ -223,12 +223,17 @@ export function judgeFix(evidence: Evidence, fix: FixResult, now: Date, expiresA
   const after = fix.verify;
   const remaining = after === null ? evidence.findings.filter((f) => f.severity === 'blocking').map((f) => f.code) : blockingFindings(diagnose(after, now)).map((f) => f.code);
   const common = { ...evidence, actions: fix.actions, securityChanges, backupDir: fix.backupDir };
+  // Where the probe could run the loopback handshake, "fixed" must be shown the way a client
+  // feels it: diagnose() already reports a handshake that still fails; a re-read that could not
+  // run it at all proves nothing either.
+  const unproven = after !== null && handshakeVerdict(evidence.before, now).kind !== 'not-run' && handshakeVerdict(after, now).kind === 'not-run';
 
-  if (after !== null && remaining.length === 0 && failedActions.length === 0 && fix.ok) {
+  if (after !== null && remaining.length === 0 && failedActions.length === 0 && fix.ok && !unproven) {
     return { status: 'fixed', ...common, after };
   }
   const reasons: string[] = [];
   if (!fix.ok && fix.error) reasons.push(`fix payload failed: ${fix.error.message}`);
+  if (unproven) reasons.push('the loopback RDP handshake could not be run after the changes, so the fix is not proven');
   for (const a of failedActions) reasons.push(a.error ? `${a.id}: ${a.error.code} ${a.error.message}` : `${a.id} did not verify`);
   if (after === null) reasons.push('the VM could not be re-read after the changes');
   if (remaining.length > 0) reasons.push(`still broken: ${remaining.join(', ')}`);

@@ -54,6 +54,20 @@ describe('judgeFix', () => {
     expect(o.status === 'not-fixed' && o.reason).toContain('still broken: key-file-acl');
   });
 
+  it('is not fixed when the handshake still fails after the fix, though the settings look right', () => {
+    const o = judgeFix(evidenceFor(), fix({ verify: { ...healthyFacts(), handshake: { attempts: [resetHandshake()] } } }), NOW);
+    expect(o).toMatchObject({ status: 'not-fixed', remaining: ['rdp-handshake-failed'] });
+  });
+
+  it('is not fixed when the probe ran the handshake before but the re-read could not run it', () => {
+    const o = judgeFix(evidenceFor(), fix({ verify: { ...healthyFacts(), handshake: null } }), NOW);
+    expect(o.status).toBe('not-fixed');
+    expect(o.status === 'not-fixed' && o.reason).toContain('handshake could not be run after the changes');
+    // Where the probe could not run it either, the settings alone decide (an older payload, a check that failed).
+    const before = { ...ROOT_CAUSES['key-file-acl'](), handshake: null };
+    expect(judgeFix(evidenceFor(before), fix({ verify: { ...healthyFacts(), handshake: null } }), NOW).status).toBe('fixed');
+  });
+
   it('is not fixed when an action failed, even if the facts look fine', () => {
     const o = judgeFix(evidenceFor(), fix({ actions: [action({ verified: false, error: { code: 'exception', message: 'access denied' } })] }), NOW);
     expect(o.status === 'not-fixed' && o.reason).toContain('repair-key-acl: exception access denied');
