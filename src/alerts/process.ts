@@ -4,9 +4,9 @@
  * the Logs API first. Used by the alert worker and by the CLI.
  */
 import { createHash } from 'node:crypto';
-import type { LogsGateway } from '../adapters/logs.js';
+import type { LogsEvidence, LogsGateway } from '../adapters/logs.js';
 import type { RemediationStore } from '../adapters/remediation-store.js';
-import type { Job } from '../core/job.js';
+import { MAX_ALERT_LOG_ROWS, type AlertEvidence, type Job } from '../core/job.js';
 import type { RequestMode } from '../core/modes.js';
 import { parseVmResourceId, type VmRef } from '../core/resource-id.js';
 import { queuedRecord } from '../pipeline/remediate.js';
@@ -47,10 +47,26 @@ export function remediationIdFor(alertId: string, vmKey: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h.slice(16, 17), 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-async function resolveTargets(alert: AcceptedAlert, deps: ProcessAlertDeps): Promise<{ vms: VmRef[]; ignored: TargetDecision[]; warnings: string[] }> {
+interface ResolvedTargets {
+  readonly vms: VmRef[];
+  readonly ignored: TargetDecision[];
+  readonly warnings: string[];
+  /** The Logs rows per VM key (workspace-targeted alerts only). */
+  readonly logRows: ReadonlyMap<string, readonly LogsEvidence[]>;
+}
+
+async function resolveTargets(alert: AcceptedAlert, deps: ProcessAlertDeps): Promise<ResolvedTargets> {
   const ignored: TargetDecision[] = alert.otherTargets.map((target) => ({ target, decision: 'ignored', reason: 'not a virtual machine' }));
-  if (alert.workspace === null) return { vms: [...alert.vms], ignored, warnings: [] };
+  if (alert.workspace === null) return { vms: [...alert.vms], ignored, warnings: [], logRows: new Map() };
   const found = await deps.logs.findAffectedVms(alert.workspace, alert.window, alert.computers);
+  const logRows = new Map<string, LogsEvidence[]>();
+  for (const row of found.evidence) {
+    const ref = parseVmResourceId(row.resourceId);
+    if (!ref.success) continue;
+    const rows = logRows.get(ref.data.key) ?? [];
+    if (rows.length < MAX_ALERT_LOG_ROWS) rows.push(row);
+    logRows.set(ref.data.key, rows);
+  }
   const warnings = found.partialError ? [`the Logs query returned a partial result: ${found.partialError}`] : [];
   const vms = new Map<string, VmRef>();
   for (const id of found.resourceIds) {
@@ -59,7 +75,29 @@ async function resolveTargets(alert: AcceptedAlert, deps: ProcessAlertDeps): Pro
     else ignored.push({ target: id, decision: 'ignored', reason: 'not a virtual machine' });
   }
   if (vms.size === 0) warnings.push(`no VM in workspace ${alert.workspace.resourceId} logged RDP failure events between ${alert.window.start} and ${alert.window.end}`);
-  return { vms: [...vms.values()], ignored, warnings };
+  return { vms: [...vms.values()], ignored, warnings, logRows };
+}
+
+/** Text from the alert or a Logs row, made fit for the record: no control or format characters, bounded. */
+function printable(text: string, max: number): string {
+  return text.replace(/[\p{Cc}\p{Cf}\p{Cs}]/gu, '').slice(0, max);
+}
+
+/** The alert's own evidence for one VM, as the record keeps it (and the job message carries it). */
+export function alertEvidenceFor(alert: AcceptedAlert, rows: readonly LogsEvidence[]): AlertEvidence {
+  return {
+    alertId: alert.alertId,
+    rule: alert.alertRule === null ? null : printable(alert.alertRule, 260),
+    monitoringService: printable(alert.monitoringService, 64),
+    firedAt: alert.firedAt.slice(0, 64),
+    window: { start: alert.window.start.slice(0, 64), end: alert.window.end.slice(0, 64) },
+    logs: rows.slice(0, MAX_ALERT_LOG_ROWS).map((r) => ({
+      computer: r.computer === null ? null : printable(r.computer, 256),
+      count: r.count,
+      eventIds: [...r.eventIds],
+      lastSeen: r.lastSeen,
+    })),
+  };
 }
 
 /**
@@ -84,7 +122,7 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
 
 export async function processAlert(alert: AcceptedAlert, deps: ProcessAlertDeps): Promise<AlertProcessingResult> {
   const now = deps.now ?? (() => new Date());
-  const { vms, ignored, warnings } = await resolveTargets(alert, deps);
+  const { vms, ignored, warnings, logRows } = await resolveTargets(alert, deps);
   const covers = async (remediationId: string, admittedAt?: string) =>
     stillCovers(await deps.store.get(remediationId), now().getTime(), deps.dedupe.cooldownMs, {
       ...(admittedAt === undefined ? {} : { admittedAt: Date.parse(admittedAt) }),
@@ -122,6 +160,7 @@ export async function processAlert(alert: AcceptedAlert, deps: ProcessAlertDeps)
         source: 'alert',
         requestedAt: now().toISOString(),
         reason: `alert ${alert.alertRule ?? alert.alertId}`,
+        alert: alertEvidenceFor(alert, logRows.get(vm.key) ?? []),
       };
       // The message first, then the record. A record written before a dispatch that then failed
       // would stay queued with no message behind it, and its redelivery would count as a

@@ -26,6 +26,8 @@ export type JobMode = RequestMode | 'restore';
 
 /** SECURITY_RELAX_TTL_HOURS: its default and bounds (src/config.ts). */
 export const DEFAULT_RELAX_TTL_HOURS = 8;
+/** Logs rows kept per VM as an alert's evidence (one per Computer name the VM logged under). */
+export const MAX_ALERT_LOG_ROWS = 8;
 export const MIN_RELAX_TTL_HOURS = 1;
 export const MAX_RELAX_TTL_HOURS = 168;
 
@@ -87,6 +89,33 @@ export const RemediationRequestSchema = z.preprocess(
 );
 export type RemediationRequest = z.infer<typeof RemediationRequestSchema>;
 
+/**
+ * What the alert said about this VM, kept in the remediation's record: which alert and rule,
+ * when it fired over which window, and for a workspace-targeted log alert the rows of the
+ * shipped event query that named the VM (src/adapters/logs.ts). Bounded: it travels in the
+ * queue message.
+ */
+export const AlertEvidenceSchema = z
+  .object({
+    alertId: z.string().max(200),
+    rule: auditText(260).nullable(),
+    monitoringService: auditText(64),
+    firedAt: z.string().max(64),
+    window: z.object({ start: z.string().max(64), end: z.string().max(64) }),
+    logs: z
+      .array(
+        z.object({
+          computer: auditText(256).nullable(),
+          count: z.number().int().min(0),
+          eventIds: z.array(z.number().int().min(0).max(65_535)).max(16),
+          lastSeen: z.string().max(64).nullable(),
+        }),
+      )
+      .max(MAX_ALERT_LOG_ROWS),
+  })
+  .strict();
+export type AlertEvidence = z.infer<typeof AlertEvidenceSchema>;
+
 interface JobBase {
   readonly id: string;
   readonly vm: VmRef;
@@ -101,6 +130,8 @@ export interface RemediateJob extends JobBase {
   readonly allow: readonly Permission[];
   /** Repair only: the requested lifetime of a relaxation, before the deployment's cap. */
   readonly relaxForHours?: number;
+  /** Source 'alert' only: the alert's own evidence for this VM. */
+  readonly alert?: AlertEvidence;
   readonly restoreOf?: never;
 }
 
@@ -142,7 +173,7 @@ const MessageBase = {
 
 /** The queue message: a job with its VM as a plain ID. */
 export const JobMessageSchema = z.discriminatedUnion('mode', [
-  z.object({ ...MessageBase, mode: RequestModeSchema, allow: AllowSchema, relaxForHours: RelaxForHoursSchema.optional() }).strict(),
+  z.object({ ...MessageBase, mode: RequestModeSchema, allow: AllowSchema, relaxForHours: RelaxForHoursSchema.optional(), alert: AlertEvidenceSchema.optional() }).strict(),
   z.object({ ...MessageBase, mode: z.literal('restore'), restoreOf: RunIdSchema }).strict(),
 ]);
 export type JobMessage = z.infer<typeof JobMessageSchema>;
@@ -157,7 +188,13 @@ export function toJobMessage(job: Job): JobMessage {
     ...(job.reason === undefined ? {} : { reason: job.reason }),
   };
   if (job.mode === 'restore') return { ...base, mode: 'restore', restoreOf: job.restoreOf };
-  return { ...base, mode: job.mode, allow: [...job.allow], ...(job.relaxForHours === undefined ? {} : { relaxForHours: job.relaxForHours }) };
+  return {
+    ...base,
+    mode: job.mode,
+    allow: [...job.allow],
+    ...(job.relaxForHours === undefined ? {} : { relaxForHours: job.relaxForHours }),
+    ...(job.alert === undefined ? {} : { alert: job.alert }),
+  };
 }
 
 /** Turns zod issues into the error for the first offending field. */
@@ -177,7 +214,13 @@ export function parseJobMessage(input: unknown): Result<Job, InputValidationErro
   const m = parsed.data;
   const base = { id: m.id, vm: vm.data, source: m.source, requestedAt: m.requestedAt, ...(m.reason === undefined ? {} : { reason: m.reason }) };
   if (m.mode === 'restore') return ok({ ...base, mode: 'restore', restoreOf: m.restoreOf });
-  return ok({ ...base, mode: m.mode, allow: dedupe(m.allow), ...(m.relaxForHours === undefined ? {} : { relaxForHours: m.relaxForHours }) });
+  return ok({
+    ...base,
+    mode: m.mode,
+    allow: dedupe(m.allow),
+    ...(m.relaxForHours === undefined ? {} : { relaxForHours: m.relaxForHours }),
+    ...(m.alert === undefined ? {} : { alert: m.alert }),
+  });
 }
 
 /**

@@ -7,7 +7,7 @@ import type { ProbeFacts } from '../contract/facts.js';
 import type { ActionResult, FixResult, PreviousRuns, Restore } from '../contract/results.js';
 import type { ComputeFailureKind } from '../errors.js';
 import { blockingFindings, describeHandshake, diagnose, handshakeVerdict, type Finding, type FindingCode } from './diagnose.js';
-import type { JobMode, Source } from './job.js';
+import type { AlertEvidence, JobMode, Source } from './job.js';
 import type { Mode } from './modes.js';
 import type { Plan } from './planner.js';
 import type { SkipReason } from './vm.js';
@@ -188,6 +188,8 @@ export interface RecordBase {
   readonly relaxForHours?: number;
   /** Restore: the remediation whose security changes it puts back. */
   readonly restoreOf?: string;
+  /** Source 'alert': what the alert itself said about this VM (its Logs rows for a workspace alert). */
+  readonly alert?: AlertEvidence;
   readonly requestedAt: string;
   readonly reason?: string;
   readonly updatedAt: string;

@@ -435,7 +435,7 @@ function progressOf(record: RemediationRecord): Progress {
 
 /** The request's part of a record, the same in every state. */
 function baseOf(record: RemediationRecord): Omit<RecordBase, 'updatedAt' | 'duplicates' | 'progress'> {
-  const { id, vmResourceId, vmKey, source, mode, allow, relaxForHours, restoreOf, requestedAt, reason } = record;
+  const { id, vmResourceId, vmKey, source, mode, allow, relaxForHours, restoreOf, alert, requestedAt, reason } = record;
   return {
     id,
     vmResourceId,
@@ -445,6 +445,7 @@ function baseOf(record: RemediationRecord): Omit<RecordBase, 'updatedAt' | 'dupl
     allow,
     ...(relaxForHours === undefined ? {} : { relaxForHours }),
     ...(restoreOf === undefined ? {} : { restoreOf }),
+    ...(alert === undefined ? {} : { alert }),
     requestedAt,
     ...(reason === undefined ? {} : { reason }),
   };
@@ -467,7 +468,12 @@ function baseRecord(job: Job, at: string): RecordBase {
     source: job.source,
     ...(job.mode === 'restore'
       ? { mode: job.mode, allow: [], restoreOf: job.restoreOf }
-      : { mode: job.mode, allow: job.allow, ...(job.relaxForHours === undefined ? {} : { relaxForHours: job.relaxForHours }) }),
+      : {
+          mode: job.mode,
+          allow: job.allow,
+          ...(job.relaxForHours === undefined ? {} : { relaxForHours: job.relaxForHours }),
+          ...(job.alert === undefined ? {} : { alert: job.alert }),
+        }),
     requestedAt: job.requestedAt,
     ...(job.reason === undefined ? {} : { reason: job.reason }),
     updatedAt: at,

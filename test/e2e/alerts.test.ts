@@ -48,6 +48,9 @@ describe('POST /api/alerts', () => {
     const records = await recordsFor(vm);
     expect(records.map((r) => r.state === 'completed' && r.outcome.status)).toEqual(['fixed']);
     expect(records[0]?.source).toBe('alert');
+    // A VM-targeted alert has no Logs rows: the record keeps which alert, rule and window.
+    expect(records[0]?.alert).toMatchObject({ monitoringService: 'Log Alerts V2', logs: [] });
+    expect(records[0]?.alert?.alertId).toMatch(/^\/subscriptions\//);
     expect(runsOn(vm)).toEqual(['probe', 'fix']);
   });
 
@@ -141,6 +144,10 @@ describe('workspace-targeted log alerts', () => {
     await settle();
     expect((await recordsFor(a)).map((r) => r.state === 'completed' && r.outcome.status)).toEqual(['fixed']);
     expect((await recordsFor(b)).map((r) => r.state === 'completed' && r.outcome.status)).toEqual(['fixed']);
+    // Each record keeps the alert's own evidence: its Logs row for that VM.
+    const [recordB] = await recordsFor(b);
+    expect(recordB?.alert).toMatchObject({ monitoringService: 'Log Alerts V2', logs: [{ computer: 'WS-B', count: 1, eventIds: [36870] }] });
+    expect(Date.parse(recordB?.alert?.logs[0]?.lastSeen ?? '')).toBeGreaterThan(Date.now() - 10 * 60_000);
     // Outside the 15-minute window, and not named by the alert's dimensions:
     expect(await recordsFor(old)).toEqual([]);
     expect(await recordsFor(other)).toEqual([]);

@@ -61,6 +61,23 @@ describe('parseRemediationRequest', () => {
     expect(back.success && back.data).toEqual(job);
   });
 
+  it("carries an alert's evidence through the queue message, and refuses an unbounded one", () => {
+    const alert = {
+      alertId: '/subscriptions/s/providers/Microsoft.AlertsManagement/alerts/a1',
+      rule: 'rdp-0x904',
+      monitoringService: 'Log Alerts V2',
+      firedAt: '2026-11-21T12:00:00Z',
+      window: { start: '2026-11-21T11:45:00Z', end: '2026-11-21T12:00:00Z' },
+      logs: [{ computer: 'WEB-A', count: 3, eventIds: [1057, 36870], lastSeen: '2026-11-21T11:58:00.000Z' }],
+    };
+    const job = { ...remediateJob({ vmResourceId: VM, mode: 'repair' }), source: 'alert' as const, alert };
+    const back = parseJobMessage(JSON.parse(JSON.stringify(toJobMessage(job))));
+    expect(back.success && back.data).toEqual(job);
+    const many = { ...alert, logs: Array.from({ length: 9 }, () => alert.logs[0]) };
+    expect(parseJobMessage({ ...toJobMessage(job), alert: many }).success).toBe(false);
+    expect(parseJobMessage({ ...toJobMessage(job), alert: { ...alert, rule: 'bad\u0000rule' } }).success).toBe(false);
+  });
+
   it('rejects a queue message with an unknown version or a non-GUID id', () => {
     const job = remediateJob({ vmResourceId: VM });
     expect(parseJobMessage({ ...toJobMessage(job), v: 2 }).success).toBe(false);
