@@ -58,7 +58,18 @@ function handshakeCell(facts: ProbeFacts | null | undefined, at: Date): string {
     case 'wrong-certificate':
       return 'wrong cert';
     case 'failed':
-      return verdict.attempt.error === 'negotiation-failure' ? `neg. failure ${verdict.attempt.failureCode ?? '?'}` : `${verdict.attempt.error ?? 'failed'} at ${verdict.attempt.stage}`;
+      switch (verdict.attempt.error) {
+        case 'negotiation-failure':
+          return `neg. failure ${verdict.attempt.failureCode ?? '?'}`;
+        case 'tls':
+          return 'TLS failed';
+        case 'reset':
+          return verdict.attempt.stage === 'tls' ? 'reset in TLS' : `reset at ${verdict.attempt.stage}`;
+        case 'refused':
+          return 'refused';
+        default:
+          return `${verdict.attempt.error ?? 'failed'} at ${verdict.attempt.stage}`;
+      }
     case 'not-run':
       return 'not run';
   }
