@@ -181,10 +181,12 @@ describe('npm run package', () => {
       'dist/functions/remediations.js',
       'dist/functions/alerts.js',
       'dist/functions/remediation-worker.js',
+      'dist/functions/relaxation-sweep.js',
       'dist/src/util/package-root.js',
       'scripts/probe.ps1',
       'scripts/fix.ps1',
       'scripts/lib/Facts.ps1',
+      'scripts/lib/Access.Handshake.ps1',
       'infra/queries/rdp-events.kql',
       'node_modules/@azure/functions/package.json',
       'node_modules/@azure/arm-compute/package.json',
@@ -242,7 +244,7 @@ describe('npm run package', () => {
       writeFileSync(target, entry.data);
     }
     const script = `
-      for (const f of ['remediations', 'alerts', 'remediation-worker']) await import('./dist/functions/' + f + '.js');
+      for (const f of ['remediations', 'alerts', 'remediation-worker', 'relaxation-sweep']) await import('./dist/functions/' + f + '.js');
       const { composeScript } = await import('./dist/src/payloads/compose.js');
       const { eventQuery } = await import('./dist/src/alerts/event-query.js');
       const { packageRoot } = await import('./dist/src/util/package-root.js');
