@@ -8,7 +8,7 @@
 import { scenarioVm, type Scenario } from '../emulator/fleet.js';
 import { PowerShellNotFoundError } from '../emulator/powershell.js';
 import { windowsHost } from '../emulator/windows-runner.js';
-import type { ProbeFacts } from '../src/contract/facts.js';
+import { handshakeLabel } from '../src/cli/format.js';
 import { handshakeVerdict } from '../src/core/diagnose.js';
 import type { RemediationRecord } from '../src/core/outcome.js';
 import { startLocalStack } from './stack.js';
@@ -46,43 +46,14 @@ function pad(text: string, width: number): string {
   return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
 }
 
-/** The loopback RDP handshake in a few characters: what the VM itself showed a client. */
-function handshakeCell(facts: ProbeFacts | null | undefined, at: Date): string {
-  if (!facts) return '-';
-  const verdict = handshakeVerdict(facts, at);
-  switch (verdict.kind) {
-    case 'tls':
-      return `TLS ok (${verdict.attempt.servedCert === 'binding' ? 'bound' : 'RD'} cert)`;
-    case 'rdp-security':
-      return 'RDP security';
-    case 'wrong-certificate':
-      return 'wrong cert';
-    case 'failed':
-      switch (verdict.attempt.error) {
-        case 'negotiation-failure':
-          return `neg. failure ${verdict.attempt.failureCode ?? '?'}`;
-        case 'tls':
-          return 'TLS failed';
-        case 'reset':
-          return verdict.attempt.stage === 'tls' ? 'reset in TLS' : `reset at ${verdict.attempt.stage}`;
-        case 'refused':
-          return 'refused';
-        default:
-          return `${verdict.attempt.error ?? 'failed'} at ${verdict.attempt.stage}`;
-      }
-    case 'not-run':
-      return 'not run';
-  }
-}
-
 function summaryRow(vm: DemoVm, record: RemediationRecord): string[] {
   if (record.state !== 'completed') return [vm.scenario, '-', '-', '-', record.state, '-', '-'];
   const o = record.outcome;
   const cause = 'findings' in o && o.findings ? o.findings.filter((f) => f.severity === 'blocking').map((f) => f.code).join(', ') || 'none' : o.status === 'skipped' ? o.reason : '-';
   const actions = 'actions' in o && o.actions ? o.actions.filter((a) => a.changed).map((a) => a.id).join(', ') || 'none' : '-';
   const at = new Date(record.completedAt);
-  const before = 'before' in o ? handshakeCell(o.before, at) : '-';
-  const after = 'after' in o ? handshakeCell(o.after, at) : o.status === 'healthy' ? before : '-';
+  const before = 'before' in o ? handshakeLabel(o.before, at) : '-';
+  const after = 'after' in o ? handshakeLabel(o.after, at) : o.status === 'healthy' ? before : '-';
   const handshake = before === '-' ? '-' : `${before} → ${after}`;
   return [vm.scenario, cause, actions, handshake, o.status, String(o.runCommands), `${(o.timings.totalMs / 1000).toFixed(2)} s`];
 }

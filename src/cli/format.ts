@@ -1,4 +1,6 @@
 /** Human-readable rendering of progress and outcomes, shared by the CLI and the demo. */
+import type { ProbeFacts } from '../contract/facts.js';
+import { handshakeVerdict } from '../core/diagnose.js';
 import type { RemediationRecord, RestoreParameters } from '../core/outcome.js';
 import type { ProgressEvent } from '../pipeline/remediate.js';
 
@@ -50,6 +52,35 @@ export const CLIENT_HINTS: readonly string[] = [
   "RD Gateway: a gateway in between brings its own certificate and policies; try without it, or check the gateway's certificate and RAP/CAP.",
 ];
 
+/** The loopback RDP handshake in a few characters: what the VM itself showed a client. */
+export function handshakeLabel(facts: ProbeFacts | null | undefined, at: Date): string {
+  if (!facts) return '-';
+  const verdict = handshakeVerdict(facts, at);
+  switch (verdict.kind) {
+    case 'tls':
+      return `TLS ok (${verdict.attempt.servedCert === 'binding' ? 'bound' : 'RD'} cert)`;
+    case 'rdp-security':
+      return 'RDP security';
+    case 'wrong-certificate':
+      return 'wrong cert';
+    case 'failed':
+      switch (verdict.attempt.error) {
+        case 'negotiation-failure':
+          return `neg. failure ${verdict.attempt.failureCode ?? '?'}`;
+        case 'tls':
+          return 'TLS failed';
+        case 'reset':
+          return verdict.attempt.stage === 'tls' ? 'reset in TLS' : `reset at ${verdict.attempt.stage}`;
+        case 'refused':
+          return 'refused';
+        default:
+          return `${verdict.attempt.error ?? 'failed'} at ${verdict.attempt.stage}`;
+      }
+    case 'not-run':
+      return 'not run';
+  }
+}
+
 export function describeOutcome(record: RemediationRecord): string {
   if (record.state !== 'completed') return `${record.id}: ${record.state}`;
   const o = record.outcome;
@@ -57,7 +88,17 @@ export function describeOutcome(record: RemediationRecord): string {
   if (record.restoreOf) lines.push(`restore of: ${record.restoreOf}`);
   if (o.status === 'skipped') lines.push(`reason: ${o.reason}: ${o.detail}`);
   if (o.status === 'failed') lines.push(`error (${o.error.kind}): ${o.error.message}`);
-  if ('findings' in o && o.findings) for (const f of o.findings) lines.push(`  finding  ${f.severity === 'blocking' ? '✗' : '!'} ${f.code}: ${f.detail}`);
+  if ('findings' in o && o.findings) {
+    for (const f of o.findings) {
+      lines.push(`  finding  ${f.severity === 'blocking' ? '✗' : '!'} ${f.code}: ${f.detail}`);
+      for (const e of f.evidence ?? []) lines.push(`           event ${e.source} ${e.id} ×${e.count}, last ${e.last}: ${e.text}`);
+    }
+  }
+  if ('before' in o) {
+    const at = new Date(record.completedAt);
+    const after = 'after' in o ? ` → after: ${handshakeLabel(o.after, at)}` : '';
+    lines.push(`handshake (loopback RDP + TLS) before: ${handshakeLabel(o.before, at)}${after}`);
+  }
   if ('actions' in o && o.actions) {
     for (const a of o.actions) lines.push(`  action   ${a.changed ? '✓ changed' : '· no change'} ${a.id}${a.verified ? ', verified' : ', NOT verified'}${a.error ? ` (${a.error.code}: ${a.error.message})` : ''}`);
   }

@@ -1,9 +1,9 @@
 /** The CLI's rendering of outcomes: restores, relaxation expiries, and the client-side hints. */
 import { describe, expect, it } from 'vitest';
-import { CLIENT_HINTS, describeOutcome } from '../../src/cli/format.js';
+import { CLIENT_HINTS, describeOutcome, handshakeLabel } from '../../src/cli/format.js';
 import { diagnose } from '../../src/core/diagnose.js';
 import type { Outcome, RemediationRecord } from '../../src/core/outcome.js';
-import { healthyFacts, NOW, RELAXED, TEMPLATE_CERT_EXPIRED } from '../support/facts.js';
+import { healthyFacts, NOW, RELAXED, resetHandshake, TEMPLATE_CERT_EXPIRED } from '../support/facts.js';
 
 const ID = '0d5e6f70-8192-4a3b-9c4d-5e6f708192a3';
 const record = (outcome: Outcome, extra: { readonly mode?: RemediationRecord['mode']; readonly restoreOf?: string } = {}): RemediationRecord => ({
@@ -65,5 +65,15 @@ describe('describeOutcome', () => {
     expect(failed).toContain('reason: the restore would lock RDP out');
     expect(failed).toContain('SECURITY LOWERED by relax-security-layer until 2026-11-21T20:00:00.000Z');
     expect(failed.split('\n').filter((l) => l.startsWith('  hint  '))).toHaveLength(4);
+  });
+});
+
+describe('handshakeLabel', () => {
+  it('says in a few characters what the loopback handshake showed', () => {
+    expect(handshakeLabel(healthyFacts(), NOW)).toBe('TLS ok (RD cert)');
+    expect(handshakeLabel({ ...healthyFacts(), handshake: { attempts: [resetHandshake()] } }, NOW)).toBe('reset in TLS');
+    expect(handshakeLabel({ ...healthyFacts(), handshake: { attempts: [{ ...resetHandshake(), stage: 'negotiate', error: 'negotiation-failure', failureCode: 3 }] } }, NOW)).toBe('neg. failure 3');
+    expect(handshakeLabel({ ...healthyFacts(), handshake: null }, NOW)).toBe('not run');
+    expect(handshakeLabel(null, NOW)).toBe('-');
   });
 });
