@@ -34,6 +34,16 @@ export const NEG_FAILURE = {
   sslWithUserAuthRequiredByServer: 6,
 } as const;
 
+/** The specification's names of the failure codes, for people. */
+export const NEG_FAILURE_NAMES: Readonly<Record<number, string>> = {
+  1: 'SSL_REQUIRED_BY_SERVER',
+  2: 'SSL_NOT_ALLOWED_BY_SERVER',
+  3: 'SSL_CERT_NOT_ON_SERVER',
+  4: 'INCONSISTENT_FLAGS',
+  5: 'HYBRID_REQUIRED_BY_SERVER',
+  6: 'SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER',
+};
+
 /**
  * Where a loopback handshake stopped: `connect` (TCP), `negotiate` (X.224 Connection Request
  * with RDP_NEG_REQ, answered by RDP_NEG_RSP or RDP_NEG_FAILURE), `tls` (SslStream on the same

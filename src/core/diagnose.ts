@@ -2,7 +2,7 @@
  * Facts → findings. Every rule that says "this VM's RDP is broken because …" lives here, as
  * a pure function of what the probe read (see docs/payload-contract.md for each fact).
  */
-import { NEG_FAILURE, RDP_PROTOCOL, type CertFact, type EventEvidence, type HandshakeAttempt, type ProbeFacts } from '../contract/facts.js';
+import { NEG_FAILURE, NEG_FAILURE_NAMES, RDP_PROTOCOL, type CertFact, type EventEvidence, type HandshakeAttempt, type ProbeFacts } from '../contract/facts.js';
 
 export const FINDING_CODES = [
   'tls12-server-disabled',
@@ -136,15 +136,6 @@ export function handshakeSucceeded(verdict: HandshakeVerdict): boolean {
   return verdict.kind === 'tls' || verdict.kind === 'rdp-security';
 }
 
-const NEG_FAILURE_NAMES: Readonly<Record<number, string>> = {
-  1: 'SSL_REQUIRED_BY_SERVER',
-  2: 'SSL_NOT_ALLOWED_BY_SERVER',
-  3: 'SSL_CERT_NOT_ON_SERVER',
-  4: 'INCONSISTENT_FLAGS',
-  5: 'HYBRID_REQUIRED_BY_SERVER',
-  6: 'SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER',
-};
-
 /** One line for people: where the handshake stopped and why. */
 export function describeHandshake(attempt: HandshakeAttempt): string {
   const where = `${attempt.address}:${attempt.port}`;
@@ -161,7 +152,7 @@ export function describeHandshake(attempt: HandshakeAttempt): string {
  * Blocking findings that explain a failed handshake by themselves (their fixes are what makes it
  * work again). The firewall does not filter loopback, and NLA's domain check comes after TLS.
  */
-const EXPLAINS_HANDSHAKE: ReadonlySet<FindingCode> = new Set([
+export const EXPLAINS_HANDSHAKE: ReadonlySet<FindingCode> = new Set([
   'tls12-server-disabled',
   'machinekeys-folder-acl',
   'key-file-acl',

@@ -6,7 +6,7 @@ import { ActionIdSchema, inCanonicalOrder, isSecurityLowering, type ActionId, ty
 import type { ProbeFacts } from '../contract/facts.js';
 import type { ActionResult, FixResult, PreviousRuns, Restore } from '../contract/results.js';
 import type { ComputeFailureKind } from '../errors.js';
-import { blockingFindings, describeHandshake, diagnose, handshakeVerdict, type Finding, type FindingCode } from './diagnose.js';
+import { blockingFindings, describeHandshake, diagnose, EXPLAINS_HANDSHAKE, handshakeVerdict, type Finding, type FindingCode } from './diagnose.js';
 import type { AlertEvidence, JobMode, Source } from './job.js';
 import type { Mode } from './modes.js';
 import type { Plan } from './planner.js';
@@ -339,20 +339,7 @@ export const RESTORE_ACTIONS: readonly ActionId[] = ['restore-rdp-security', 're
  * explain it. A relaxation works around exactly these. Firewall findings are not among them:
  * the security layer does not change what the firewall admits.
  */
-export const RESTORE_LOCKOUT_FINDINGS: ReadonlySet<FindingCode> = new Set<FindingCode>([
-  'tls12-server-disabled',
-  'machinekeys-folder-acl',
-  'key-file-acl',
-  'key-file-missing',
-  'stale-cert-binding',
-  'cert-missing',
-  'cert-expired',
-  'cert-no-private-key',
-  'termservice-not-running',
-  'rdp-not-listening',
-  'nla-domain-unreachable',
-  'rdp-handshake-failed',
-]);
+export const RESTORE_LOCKOUT_FINDINGS: ReadonlySet<FindingCode> = new Set<FindingCode>([...EXPLAINS_HANDSHAKE, 'nla-domain-unreachable', 'rdp-handshake-failed']);
 
 /**
  * Whether RDP still works after a restore, from the facts re-read after it: the loopback

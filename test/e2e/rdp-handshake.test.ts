@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { NEG_FAILURE_NAMES } from '../../src/contract/facts.js';
 import { scriptsDirectory } from '../../src/payloads/compose.js';
 import { powerShellForTests } from '../support/powershell.js';
 import { connectionConfirm, createStubCertificates, refusedPort, startRdpStub, type RdpStub, type RdpStubMode, type StubCertificates } from '../support/rdp-stub.js';
@@ -22,14 +23,6 @@ const TIMEOUT_MS = 10_000;
 /** MS-RDPBCGR 2.2.1.1: TPKT (19 bytes), X.224 CR (LI 14, 0xE0, refs 0, class 0), RDP_NEG_REQ requesting SSL | HYBRID. */
 const EXPECTED_REQUEST = '030000130ee00000000000' + '0100080003000000';
 
-const FAILURE_NAMES: Readonly<Record<number, string>> = {
-  1: 'SSL_REQUIRED_BY_SERVER',
-  2: 'SSL_NOT_ALLOWED_BY_SERVER',
-  3: 'SSL_CERT_NOT_ON_SERVER',
-  4: 'INCONSISTENT_FLAGS',
-  5: 'HYBRID_REQUIRED_BY_SERVER',
-  6: 'SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER',
-};
 
 /** Connection Confirms the `reply` mode sends verbatim. */
 const noNegotiation = connectionConfirm(null);
@@ -286,7 +279,7 @@ describeWithPowerShell('Test-RrRdpHandshake against a stub RDP listener', () => 
   it.each([1, 2, 3, 4, 5, 6])('negotiation-failure %i: stops at negotiate with the failure code and its name', (code) => {
     const r = result(`negotiation-failure-${String(code)}`);
     expect(r).toMatchObject({ Stage: 'negotiate', Error: 'negotiation-failure', FailureCode: code, SelectedProtocol: null, TlsVersion: null, Cipher: null, CertificateThumbprint: null, CertificateNotAfter: null, TlsMs: null });
-    expect(r.Message).toContain(FAILURE_NAMES[code]);
+    expect(r.Message).toContain(NEG_FAILURE_NAMES[code]);
   });
 
   it('reset-after-request: a TCP reset while waiting for the Connection Confirm is a reset', () => {

@@ -221,7 +221,8 @@ function Invoke-RrTestFix {
 function ConvertTo-RrTestDecisionView {
     param([object]$Facts)
     # The facts as the TypeScript side decides on them: everything but the display-only text
-    # (the SDDL strings, the OS caption), as JSON, for comparing a shortened line with a full read.
+    # (the SDDL strings, the OS caption, the handshake attempts' detail and cipher, the event
+    # items, which are evidence for people), as JSON, for comparing a shortened line with a full read.
     $copy = ConvertFrom-Json -InputObject (ConvertTo-Json -InputObject $Facts -Depth 10 -Compress) -AsHashtable
     # A null fileSddl (an unreadable ACL) stays null: that is not display text.
     if ($null -ne $copy['keys']['fileSddl']) {
@@ -229,6 +230,10 @@ function ConvertTo-RrTestDecisionView {
     }
     $copy['keys']['folderSddl'] = '<display>'
     $copy['os']['caption'] = '<display>'
+    if ($copy.Contains('handshake') -and $null -ne $copy['handshake']) {
+        foreach ($attempt in $copy['handshake']['attempts']) { $attempt['detail'] = '<display>'; $attempt['cipher'] = '<display>' }
+    }
+    if ($copy.Contains('events') -and $null -ne $copy['events']) { $copy['events']['items'] = '<display>' }
     return (ConvertTo-Json -InputObject $copy -Depth 10 -Compress)
 }
 

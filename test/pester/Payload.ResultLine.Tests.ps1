@@ -10,17 +10,6 @@ BeforeAll {
 
     $MaxBytes = 4096 - 2
 
-    function ConvertTo-RrTestFactsDecisionView {
-        param([object]$Facts)
-        # ConvertTo-RrTestDecisionView, and without the evidence text the guard may shorten too:
-        # the handshake attempts' detail and cipher, and the event items (evidence for people).
-        $copy = ConvertFrom-Json -InputObject (ConvertTo-Json -InputObject $Facts -Depth 10 -Compress) -AsHashtable
-        if ($null -ne $copy['handshake']) {
-            foreach ($attempt in $copy['handshake']['attempts']) { $attempt['detail'] = '<display>'; $attempt['cipher'] = '<display>' }
-        }
-        if ($null -ne $copy['events']) { $copy['events']['items'] = '<display>' }
-        return (ConvertTo-RrTestDecisionView -Facts $copy)
-    }
     $script:Largest = [ordered]@{ Bytes = 0; Case = '' }
     function Measure-RrTestLine {
         param([string]$Line, [string]$Case)
@@ -92,7 +81,7 @@ Describe 'the probe line with a 72-ACE MachineKeys folder ACL' {
     }
 
     It 'keeps every fact the TypeScript side decides on, and shortens only the SDDL text' {
-        ConvertTo-RrTestFactsDecisionView -Facts $json['facts'] | Should -Be (ConvertTo-RrTestFactsDecisionView -Facts $full)
+        ConvertTo-RrTestDecisionView -Facts $json['facts'] | Should -Be (ConvertTo-RrTestDecisionView -Facts $full)
         $json['facts']['keys']['folderOk'] | Should -BeFalse
         $json['facts']['keys']['fileOk'] | Should -BeTrue
         $folderSddl = [string]$json['facts']['keys']['folderSddl']
@@ -114,7 +103,7 @@ Describe 'the fix line on a VM with a 72-ACE MachineKeys folder ACL' {
         $fix.Bytes | Should -BeLessOrEqual $MaxBytes
         $fix.Json['ok'] | Should -BeTrue
         $fix.Json['verify'] | Should -Not -BeNullOrEmpty
-        ConvertTo-RrTestFactsDecisionView -Facts $fix.Json['verify'] | Should -Be (ConvertTo-RrTestFactsDecisionView -Facts (Get-RrFacts -ReadEvents $false))
+        ConvertTo-RrTestDecisionView -Facts $fix.Json['verify'] | Should -Be (ConvertTo-RrTestDecisionView -Facts (Get-RrFacts -ReadEvents $false))
         @($fix.Json['verify']['cert']['store']).Count | Should -Be 3
         $fix.Json['verify']['keys']['folderOk'] | Should -BeTrue
         $fix.Json['verify']['keys']['fileOk'] | Should -BeTrue
@@ -154,7 +143,7 @@ Describe 'the worst case: 9 actions, each with long before and after, over a 72-
         $json = ConvertFrom-Json -InputObject $line -AsHashtable
         $json['ok'] | Should -BeTrue
         $json['error'] | Should -BeNullOrEmpty
-        ConvertTo-RrTestFactsDecisionView -Facts $json['verify'] | Should -Be (ConvertTo-RrTestFactsDecisionView -Facts $full)
+        ConvertTo-RrTestDecisionView -Facts $json['verify'] | Should -Be (ConvertTo-RrTestDecisionView -Facts $full)
         @($json['actions'] | ForEach-Object { $_['id'] }) | Should -Be $ids
         foreach ($action in $json['actions']) {
             $action['changed'] | Should -BeTrue
@@ -179,7 +168,7 @@ Describe 'the worst case: 9 actions, each with long before and after, over a 72-
         $bytes | Should -BeLessOrEqual $MaxBytes
         $json = ConvertFrom-Json -InputObject $line -AsHashtable
         $json['ok'] | Should -BeTrue
-        ConvertTo-RrTestFactsDecisionView -Facts $json['verify'] | Should -Be (ConvertTo-RrTestFactsDecisionView -Facts $full)
+        ConvertTo-RrTestDecisionView -Facts $json['verify'] | Should -Be (ConvertTo-RrTestDecisionView -Facts $full)
         @($json['actions'] | ForEach-Object { $_['error']['code'] } | Select-Object -Unique) | Should -Be @('gpo-enforced')
     }
 }
@@ -258,7 +247,7 @@ Describe 'the worst case of the new facts: 12 event ids, two handshake attempts,
         $bytes | Should -BeLessOrEqual $MaxBytes
         $json = ConvertFrom-Json -InputObject $line -AsHashtable
         $json['ok'] | Should -BeTrue
-        ConvertTo-RrTestFactsDecisionView -Facts $json['facts'] | Should -Be (ConvertTo-RrTestFactsDecisionView -Facts $full)
+        ConvertTo-RrTestDecisionView -Facts $json['facts'] | Should -Be (ConvertTo-RrTestDecisionView -Facts $full)
         # The items kept are the newest, in order.
         $kept = @($json['facts']['events']['items'] | ForEach-Object { $_['id'] })
         $kept.Count | Should -BeGreaterThan 0
@@ -273,7 +262,7 @@ Describe 'the worst case of the new facts: 12 event ids, two handshake attempts,
         $bytes | Should -BeLessOrEqual $MaxBytes
         $json = ConvertFrom-Json -InputObject $line -AsHashtable
         $json['ok'] | Should -BeTrue
-        ConvertTo-RrTestFactsDecisionView -Facts $json['verify'] | Should -Be (ConvertTo-RrTestFactsDecisionView -Facts $fullVerify)
+        ConvertTo-RrTestDecisionView -Facts $json['verify'] | Should -Be (ConvertTo-RrTestDecisionView -Facts $fullVerify)
         $json['verify']['events'] | Should -BeNullOrEmpty
         @($json['actions'] | ForEach-Object { $_['id'] }) | Should -Be $ids
         foreach ($action in $json['actions']) {
@@ -321,7 +310,7 @@ Describe 'a real run of all 9 actions on a VM with many causes and a 72-ACE ACL'
         $null = Measure-RrTestLine -Line $fix.Line -Case 'real run of all 9 actions, many causes, 72-ACE folder ACL, 3 certificates'
         $fix.Bytes | Should -BeLessOrEqual $MaxBytes
         $fix.Json['ok'] | Should -BeTrue
-        ConvertTo-RrTestFactsDecisionView -Facts $fix.Json['verify'] | Should -Be (ConvertTo-RrTestFactsDecisionView -Facts (Get-RrFacts -ReadEvents $false))
+        ConvertTo-RrTestDecisionView -Facts $fix.Json['verify'] | Should -Be (ConvertTo-RrTestDecisionView -Facts (Get-RrFacts -ReadEvents $false))
         @($fix.Json['actions'] | ForEach-Object { $_['id'] }) | Should -Be (Get-RrTestActionIds)
         $codes = [ordered]@{}
         foreach ($action in $fix.Json['actions']) { $codes[$action['id']] = if ($null -eq $action['error']) { $null } else { $action['error']['code'] } }
