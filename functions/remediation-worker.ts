@@ -14,7 +14,7 @@ import { app, type InvocationContext } from '@azure/functions';
 import { getServices, remediationDeps } from '../src/app/services.js';
 import { POISON_QUEUE_NAME, QUEUE_NAME } from '../src/config.js';
 import { parseJobMessage } from '../src/core/job.js';
-import type { RemediationRecord } from '../src/core/outcome.js';
+import { requestPartOf, type RemediationRecord } from '../src/core/outcome.js';
 import { RecordVersionConflictError } from '../src/adapters/remediation-store.js';
 import { RetryLaterError } from '../src/errors.js';
 import { queuedRecord, runRemediation } from '../src/pipeline/remediate.js';
@@ -90,7 +90,7 @@ export async function remediationPoison(message: unknown, context: InvocationCon
 /** The record completed as failed/poison, keeping what the attempts got to (without the evidence). */
 function poisoned(existing: RemediationRecord): RemediationRecord {
   const at = new Date().toISOString();
-  const { id, vmResourceId, vmKey, source, mode, allow, relaxForHours, restoreOf, requestedAt, reason } = existing;
+  const id = existing.id;
   const progress = existing.progress ? (({ evidence: _evidence, ...rest }) => rest)(existing.progress) : undefined;
   const fixRuns = progress?.fixRuns ?? 0;
   const lowering = (progress?.plannedActions ?? []).some((a: ActionId) => isSecurityLowering(a)) || progress?.relaxRun !== undefined;
@@ -99,16 +99,7 @@ function poisoned(existing: RemediationRecord): RemediationRecord {
       ? `; a fix was posted for this remediation: its manifest in %ProgramData%\\RdpRemediation\\${id} on the VM records what it did${lowering ? ', including any security it lowered, which nothing reverts automatically' : ''}`
       : '';
   return {
-    id,
-    vmResourceId,
-    vmKey,
-    source,
-    mode,
-    allow,
-    ...(relaxForHours === undefined ? {} : { relaxForHours }),
-    ...(restoreOf === undefined ? {} : { restoreOf }),
-    requestedAt,
-    ...(reason === undefined ? {} : { reason }),
+    ...requestPartOf(existing),
     ...(progress ? { progress } : {}),
     state: 'completed',
     startedAt: existing.state === 'running' ? existing.startedAt : null,

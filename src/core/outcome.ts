@@ -199,6 +199,24 @@ export interface RecordBase {
   readonly progress?: Progress;
 }
 
+/** The request's part of a record, the same in every state (what every rewrite of the record keeps). */
+export function requestPartOf(record: RemediationRecord): Omit<RecordBase, 'updatedAt' | 'duplicates' | 'progress'> {
+  const { id, vmResourceId, vmKey, source, mode, allow, relaxForHours, restoreOf, alert, requestedAt, reason } = record;
+  return {
+    id,
+    vmResourceId,
+    vmKey,
+    source,
+    mode,
+    allow,
+    ...(relaxForHours === undefined ? {} : { relaxForHours }),
+    ...(restoreOf === undefined ? {} : { restoreOf }),
+    ...(alert === undefined ? {} : { alert }),
+    requestedAt,
+    ...(reason === undefined ? {} : { reason }),
+  };
+}
+
 export type RemediationRecord =
   | (RecordBase & { readonly state: 'queued' })
   | (RecordBase & { readonly state: 'running'; readonly startedAt: string })

@@ -31,7 +31,7 @@ import type { ActionId } from '../contract/actions.js';
 import type { FixResult } from '../contract/results.js';
 import { blockingFindings, diagnose } from '../core/diagnose.js';
 import { DEFAULT_RELAX_TTL_HOURS, relaxationExpiry, relaxationHours, type Job } from '../core/job.js';
-import { judgeFix, judgeReadBack, type Evidence, type Outcome, type ProbeEvidence, type Progress, type RecordBase, type RemediationRecord, type Timings } from '../core/outcome.js';
+import { judgeFix, judgeReadBack, requestPartOf, type Evidence, type Outcome, type ProbeEvidence, type Progress, type RecordBase, type RemediationRecord, type Timings } from '../core/outcome.js';
 import { planRemediation } from '../core/planner.js';
 import { resolvePolicy, type EffectivePolicy, type PolicySettings } from '../core/policy.js';
 import { checkEligibility, type VmView } from '../core/vm.js';
@@ -136,7 +136,7 @@ export async function runRemediation(job: Job, deps: RemediationDeps): Promise<R
       }
     }
   };
-  const base = () => baseOf(stored.record);
+  const base = () => requestPartOf(stored.record);
   const kept = (): Progress | undefined => {
     const p = mine ?? (prior.attempt > 0 ? prior : undefined);
     if (p === undefined) return undefined;
@@ -433,23 +433,6 @@ function progressOf(record: RemediationRecord): Progress {
   return record.progress ?? NO_PROGRESS;
 }
 
-/** The request's part of a record, the same in every state. */
-function baseOf(record: RemediationRecord): Omit<RecordBase, 'updatedAt' | 'duplicates' | 'progress'> {
-  const { id, vmResourceId, vmKey, source, mode, allow, relaxForHours, restoreOf, alert, requestedAt, reason } = record;
-  return {
-    id,
-    vmResourceId,
-    vmKey,
-    source,
-    mode,
-    allow,
-    ...(relaxForHours === undefined ? {} : { relaxForHours }),
-    ...(restoreOf === undefined ? {} : { restoreOf }),
-    ...(alert === undefined ? {} : { alert }),
-    requestedAt,
-    ...(reason === undefined ? {} : { reason }),
-  };
-}
 
 /** Equal but for the duplicates counter, which the store keeps beside the record. */
 function sameContent(a: RemediationRecord, b: RemediationRecord): boolean {
