@@ -5,9 +5,9 @@
  * local host. Used by `npm start` and the end-to-end tests.
  */
 import functions, { type HttpResponseInit } from '@azure/functions';
-import { alertPoison, alertWorker, postAlert } from '../functions/alerts.js';
-import { remediationPoison, remediationWorker } from '../functions/remediation-worker.js';
-import { getRemediation, postRemediation } from '../functions/remediations.js';
+import * as compiledAlerts from '../functions/alerts.js';
+import * as compiledRemediationWorker from '../functions/remediation-worker.js';
+import * as compiledRemediations from '../functions/remediations.js';
 import { queueClient } from '../src/adapters/storage.js';
 import { resetServices } from '../src/app/services.js';
 import { ALERT_POISON_QUEUE_NAME, ALERT_QUEUE_NAME, POISON_QUEUE_NAME, QUEUE_NAME } from '../src/config.js';
@@ -20,7 +20,24 @@ const { HttpRequest, InvocationContext } = functions;
 
 export const APP_URL = 'http://localhost:7071';
 
+/** The app's handlers the stack drives, by function module. */
+export interface AppHandlers {
+  readonly remediations: Pick<typeof compiledRemediations, 'postRemediation' | 'getRemediation'>;
+  readonly alerts: Pick<typeof compiledAlerts, 'postAlert' | 'alertWorker' | 'alertPoison'>;
+  readonly remediationWorker: Pick<typeof compiledRemediationWorker, 'remediationWorker' | 'remediationPoison'>;
+}
+
+/** The function modules as compiled from functions/*.ts (the default). */
+export const COMPILED_HANDLERS: AppHandlers = { remediations: compiledRemediations, alerts: compiledAlerts, remediationWorker: compiledRemediationWorker };
+
 export interface LocalStackOptions {
+  /**
+   * The handlers to drive; default the compiled function modules. The bundle's end-to-end test
+   * passes the bundled ones (dist-bundle/functions/*.mjs). Those keep their own copy of the
+   * services, which resetServices() here does not reach: they read the settings below at their
+   * first call, so they must not have been called before this stack set them.
+   */
+  readonly handlers?: AppHandlers;
   readonly emulator?: EmulatorOptions;
   /** App settings on top of the ones pointing at the emulator and Azurite. */
   readonly settings?: Readonly<Record<string, string>>;
@@ -63,10 +80,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     AzureWebJobsStorage: azurite.connectionString,
     REMEDIATION_DEFAULT_MODE: 'repair',
     RUN_COMMAND_POLL_SECONDS: '0.02',
+    // The emulator's runs take milliseconds, not Run Command's 20 s minimum.
+    RUN_COMMAND_MIN_SECONDS: '0',
     RUN_COMMAND_BUSY_DELAY_SECONDS: '0.05',
     ...options.settings,
   });
   resetServices();
+  const { remediations, alerts, remediationWorker: worker } = options.handlers ?? COMPILED_HANDLERS;
+  const { postRemediation, getRemediation } = remediations;
+  const { postAlert, alertWorker, alertPoison } = alerts;
+  const { remediationWorker, remediationPoison } = worker;
 
   const logs: LocalStack['logs'] = [];
   const connection = { kind: 'connection-string' as const, connectionString: azurite.connectionString };

@@ -52,9 +52,23 @@ export function payloadKind(script: readonly string[]): PayloadKind | null {
   return null;
 }
 
+/** Which run a duration is asked for: the VM, the payload kind, and how many runs that VM had before. */
+export interface RunDurationQuery {
+  readonly vmId: string;
+  readonly payload: PayloadKind | null;
+  readonly index: number;
+}
+
+/** How long a run lasts (ms), for benchmarks that draw durations from a distribution. */
+export type RunDuration = (run: RunDurationQuery) => number;
+
+/** VMs per page of a list answer (ARM pages with nextLink; its page size for Compute lists is not documented). */
+export const LIST_PAGE_SIZE = 100;
+
 export interface ArmServiceOptions {
   readonly runWindowsScript: WindowsScriptRunner;
   readonly runLatencyMs: number;
+  readonly runDurationMs?: RunDuration | undefined;
   readonly pollRetryAfterSeconds: number;
   readonly onRequest: ((record: ArmRequestRecord) => void) | undefined;
 }
@@ -97,6 +111,8 @@ export function vmResourceId(spec: { subscriptionId: string; resourceGroup: stri
 const VM_PATH = /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.compute\/virtualmachines\/([^/]+)(?:\/(instanceview|runcommand))?$/i;
 const VMSS_VM_PATH = /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.compute\/virtualmachinescalesets\/([^/]+)\/virtualmachines\/([^/]+)(?:\/(instanceview|runcommand))?$/i;
 const OPERATION_PATH = /^\/subscriptions\/([^/]+)\/providers\/microsoft\.compute\/locations\/([^/]+)\/operations\/([^/]+)$/i;
+/** The VMs of a subscription (listAll) or of a resource group (list). */
+const VM_LIST_PATH = /^\/subscriptions\/([^/]+)(?:\/resourcegroups\/([^/]+))?\/providers\/microsoft\.compute\/virtualmachines$/i;
 
 export class ArmService {
   public readonly vms = new Map<string, VmRecord>();
@@ -104,6 +120,9 @@ export class ArmService {
   public readonly requests: ArmRequestRecord[] = [];
   public readonly runCommands: RunCommandRecord[] = [];
   public maxConcurrentRunsPerVm = 0;
+  /** Replaces runLatencyMs when set (configureRunDuration). */
+  public runDuration: RunDuration | undefined;
+  private readonly runsPerVm = new Map<string, number>();
   private stopped = false;
 
   public constructor(
@@ -250,6 +269,12 @@ export class ArmService {
       send(200, vmResource(vm, expand === 'instanceview'));
       return;
     }
+    const listMatch = VM_LIST_PATH.exec(path);
+    if (listMatch) {
+      if (method !== 'GET') throw methodNotAllowed(method);
+      send(200, this.listVms(listMatch[1] ?? '', listMatch[2] ?? null, query, baseUrl));
+      return;
+    }
     const opMatch = OPERATION_PATH.exec(path);
     if (opMatch) {
       if (method !== 'GET') throw methodNotAllowed(method);
@@ -257,6 +282,34 @@ export class ArmService {
       return;
     }
     throw new ArmError(404, 'NotFound', `The emulator serves no resource at '${path}'.`);
+  }
+
+  /**
+   * One page of the VMs of a subscription or resource group, in a stable order, with a nextLink
+   * while more remain. `statusOnly=true` (subscription only) adds each VM's instance view, as
+   * the list-all documentation says ("fetching run time status of all Virtual Machines"); the
+   * emulator keeps the model's fields beside it (the app falls back to one GET for a VM whose
+   * listing lacks what it needs). Scale set VMs are not in these lists.
+   */
+  private listVms(subscriptionId: string, resourceGroup: string | null, query: Map<string, string>, baseUrl: string): Record<string, unknown> {
+    const inScope = [...this.vms.values()]
+      .filter((vm) => vm.scaleSet === null && vm.subscriptionId.toLowerCase() === subscriptionId.toLowerCase() && (resourceGroup === null || vm.resourceGroup.toLowerCase() === resourceGroup.toLowerCase()))
+      .sort((a, b) => a.id.toLowerCase().localeCompare(b.id.toLowerCase()));
+    if (inScope.length === 0 && ![...this.vms.values()].some((vm) => vm.subscriptionId.toLowerCase() === subscriptionId.toLowerCase())) {
+      throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${subscriptionId}' could not be found.`);
+    }
+    const statusOnly = resourceGroup === null && query.get('statusonly')?.toLowerCase() === 'true';
+    const skip = Math.max(0, Number(query.get('$skiptoken') ?? 0) || 0);
+    const page = inScope.slice(skip, skip + LIST_PAGE_SIZE);
+    const result: Record<string, unknown> = { value: page.map((vm) => vmResource(vm, statusOnly)) };
+    if (skip + LIST_PAGE_SIZE < inScope.length) {
+      const next = new URLSearchParams();
+      for (const [name, value] of query) if (name !== '$skiptoken') next.set(name, value);
+      next.set('$skiptoken', String(skip + LIST_PAGE_SIZE));
+      const scope = resourceGroup === null ? `/subscriptions/${subscriptionId}` : `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}`;
+      result['nextLink'] = `${baseUrl}${scope}/providers/Microsoft.Compute/virtualMachines?${next.toString()}`;
+    }
+    return result;
   }
 
   private resolveVm(subscriptionId: string, resourceGroup: string, name: string, instanceId: string | null): VmRecord {
@@ -312,12 +365,16 @@ export class ArmService {
 
     const id = randomUUID();
     const startTime = new Date();
-    const latency = vm.runLatencyMs ?? this.options.runLatencyMs;
+    const payload = vm.osType === 'Windows' && input.commandId.toLowerCase() === 'runpowershellscript' ? payloadKind(input.script) : null;
+    const index = this.runsPerVm.get(vm.id) ?? 0;
+    this.runsPerVm.set(vm.id, index + 1);
+    const duration = this.runDuration ?? this.options.runDurationMs;
+    const latency = vm.runLatencyMs ?? (duration ? Math.max(0, duration({ vmId: vm.id, payload, index })) : this.options.runLatencyMs);
     const record: RunCommandRecord = {
       operationId: id,
       vmId: vm.id,
       commandId: input.commandId,
-      payload: vm.osType === 'Windows' && input.commandId.toLowerCase() === 'runpowershellscript' ? payloadKind(input.script) : null,
+      payload,
       parameters: Object.fromEntries(input.parameters.map((p) => [p.name, p.value])),
       startTime: startTime.getTime(),
       endTime: null,

@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ArmService, vmResourceId } from './arm.js';
+import { ArmService, vmResourceId, type RunDuration } from './arm.js';
 import { startIdentityServer, TokenRegistry, type IdentityRequestRecord } from './identity.js';
 import { LogsService, type LogEvent, type LogsFault, type LogsRequestRecord, type PartialErrorSpec, type WorkspaceSpec } from './logs.js';
 import type { ArmRequestRecord, OsType, PowerState, RunCommandRecord, VmRecord, VmSpec } from './model.js';
@@ -20,6 +20,7 @@ import { windowsScriptRunner, type WindowsRunOptions } from './windows-runner.js
 import { assessRdp, healthyWindows, type RdpAssessment } from './windows.js';
 import type { WindowsState } from './windows-state.js';
 
+export type { RunDuration, RunDurationQuery } from './arm.js';
 export type { ArmFault, ThrottleOptions } from './throttle.js';
 export type { ArmRequestRecord, OsType, PowerState, RunCommandInvocation, RunCommandRecord, ScriptHandler, VmSpec } from './model.js';
 export type { IdentityRequestRecord } from './identity.js';
@@ -35,6 +36,8 @@ export interface EmulatorOptions {
   readonly identityPort?: number;
   /** How long a Run Command takes, unless the VM says otherwise. Default 50 ms. */
   readonly runLatencyMs?: number;
+  /** How long each run lasts, drawn per run (benchmarks); a VM's own latency still wins. Overrides runLatencyMs. */
+  readonly runDurationMs?: RunDuration;
   /**
    * Retry-After (whole seconds) on the 202 and on in-progress polls. Default 0, which the SDK
    * ignores (it then polls every `updateIntervalInMs`); 1 or more slows polling down like Azure.
@@ -104,6 +107,8 @@ export interface Emulator {
   setAgentReady(id: string, ready: boolean): void;
   /** undefined: back to the emulator's default. */
   setRunLatency(id: string, ms: number | undefined): void;
+  /** Draws each run's duration from `duration` (undefined: back to the default latency). */
+  configureRunDuration(duration: RunDuration | undefined): void;
   /** Changes the Windows state in place (e.g. to break something mid-test). */
   updateWindows(id: string, change: (windows: WindowsState) => void): void;
   /** Every ARM request, in order of response. */
@@ -248,6 +253,10 @@ class LocalAzure implements Emulator {
     this.record(id).runLatencyMs = ms;
   }
 
+  public configureRunDuration(duration: RunDuration | undefined): void {
+    this.arm.runDuration = duration;
+  }
+
   public updateWindows(id: string, change: (windows: WindowsState) => void): void {
     const vm = this.record(id);
     if (vm.windows === null) throw new Error(`${id} is not a Windows VM`);
@@ -341,7 +350,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     return [armEndpoint, `https://localhost:${port}`];
   };
   const runWindowsScript = windowsScriptRunner(options.windows ?? {});
-  const arm = new ArmService(tokens, buckets, faults, { runWindowsScript, runLatencyMs, pollRetryAfterSeconds: options.pollRetryAfterSeconds ?? 0, onRequest: options.onRequest }, ownAudiences);
+  const arm = new ArmService(tokens, buckets, faults, { runWindowsScript, runLatencyMs, runDurationMs: options.runDurationMs, pollRetryAfterSeconds: options.pollRetryAfterSeconds ?? 0, onRequest: options.onRequest }, ownAudiences);
   // Logs faults have their own queue, so a test can fail Logs queries without touching ARM calls.
   const logsFaults = new FaultQueue();
   const logs = new LogsService(tokens, logsFaults, { onRequest: options.onLogsRequest, resourceExists: (id) => arm.findVm(id) !== undefined }, ownAudiences);

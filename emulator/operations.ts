@@ -6,6 +6,8 @@
 const GUIDISH = '[^/]+';
 const ARM_OPERATIONS: readonly { readonly method: string; readonly pattern: RegExp; readonly operation: string }[] = [
   { method: 'GET', pattern: new RegExp(`^/subscriptions/${GUIDISH}/resourcegroups/${GUIDISH}/providers/microsoft\\.compute/virtualmachines/${GUIDISH}$`), operation: 'Microsoft.Compute/virtualMachines/read' },
+  // Listing a subscription's or a group's VMs is the same read permission as getting one.
+  { method: 'GET', pattern: new RegExp(`^/subscriptions/${GUIDISH}(?:/resourcegroups/${GUIDISH})?/providers/microsoft\\.compute/virtualmachines$`), operation: 'Microsoft.Compute/virtualMachines/read' },
   {
     method: 'POST',
     pattern: new RegExp(`^/subscriptions/${GUIDISH}/resourcegroups/${GUIDISH}/providers/microsoft\\.compute/virtualmachines/${GUIDISH}/runcommand$`),

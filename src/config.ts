@@ -2,11 +2,12 @@
  * Settings, read once from the environment (Function App settings, or the shell for the
  * CLI) and validated at the boundary. README's configuration table documents each one.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEFAULT_ACCEPTED_SERVICES, type AlertIntakeSettings } from './alerts/classify.js';
 import type { DedupeSettings } from './alerts/admission.js';
 import { DEFAULT_RELAX_TTL_HOURS, MAX_RELAX_TTL_HOURS, MIN_RELAX_TTL_HOURS } from './core/job.js';
 import { ModeSchema, RequestModeSchema, type Mode, type RequestMode } from './core/modes.js';
+import { ARM_LIMITS, type PacingMode } from './adapters/pacing.js';
 import { ConfigurationError } from './errors.js';
 import { developmentStorageConnectionString } from './util/development-storage.js';
 
@@ -36,7 +37,10 @@ const EnvSchema = z.object({
   REMEDIATION_TABLE: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/).default('remediations'),
   REMEDIATION_LOCK_TABLE: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/).default('remediationlocks'),
   REMEDIATION_LOCK_TTL_SECONDS: seconds(1800),
-  RUN_COMMAND_POLL_SECONDS: z.coerce.number().min(0).max(60).default(5),
+  /** Between two polls of a run once its planned polls are past (and before any are learned). */
+  RUN_COMMAND_POLL_SECONDS: z.coerce.number().min(0).max(60).default(10),
+  /** No poll of a run before this: Run Command takes about 20 s even for an empty script. */
+  RUN_COMMAND_MIN_SECONDS: z.coerce.number().min(0).max(600).default(20),
   RUN_COMMAND_BUSY_RETRIES: z.coerce.number().int().min(1).max(20).default(5),
   RUN_COMMAND_BUSY_DELAY_SECONDS: z.coerce.number().min(0).max(600).default(30),
   AZURE_LOGS_ENDPOINT: z.url({ protocol: /^https$/ }).default('https://api.loganalytics.io/v1'),
@@ -46,10 +50,20 @@ const EnvSchema = z.object({
   ALERT_MODE: RequestModeSchema.default('repair'),
   ALERT_DEDUPE_SCOPE: z.enum(['vm', 'alert-and-vm']).default('vm'),
   ALERT_COOLDOWN_MINUTES: z.coerce.number().min(0).max(10_080).default(30),
-  ARM_WRITES_PER_SECOND: z.coerce.number().positive().max(1000).default(5),
-  ARM_WRITE_BURST: z.coerce.number().int().min(1).max(1000).default(50),
-  ARM_READS_PER_SECOND: z.coerce.number().positive().max(1000).default(20),
-  ARM_READ_BURST: z.coerce.number().int().min(1).max(1000).default(200),
+  /**
+   * `headers`: pace by ARM's own x-ms-ratelimit-remaining-* answers (instances share the
+   * subscription's bucket), under a local ceiling at the limits below; `static`: this instance
+   * alone keeps to the limits below (a fixed slice).
+   */
+  ARM_PACING: z.enum(['headers', 'static']).default('headers'),
+  /** ARM's buckets per subscription and principal (documented: writes 200 + 10/s, reads 250 + 25/s). */
+  ARM_WRITES_PER_SECOND: z.coerce.number().positive().max(1000).default(ARM_LIMITS.writes.perSecond),
+  ARM_WRITE_BURST: z.coerce.number().int().min(1).max(1000).default(ARM_LIMITS.writes.burst),
+  ARM_READS_PER_SECOND: z.coerce.number().positive().max(1000).default(ARM_LIMITS.reads.perSecond),
+  ARM_READ_BURST: z.coerce.number().int().min(1).max(1000).default(ARM_LIMITS.reads.burst),
+  /** Reads of one subscription's VMs within ARM_VM_VIEW_TTL_SECONDS from which one listing replaces single GETs; 0: never list. */
+  ARM_VM_LIST_THRESHOLD: z.coerce.number().int().min(0).max(10_000).default(10),
+  ARM_VM_VIEW_TTL_SECONDS: z.coerce.number().min(0).max(600).default(30),
   /**
    * How long a security-lowering change may stand before the relaxation sweep puts the security
    * back (a request's relaxForHours can only shorten it). A week at most: a relaxation is a
@@ -122,7 +136,19 @@ export type StorageSettings =
   | { readonly kind: 'identity'; readonly queueServiceUri: string; readonly tableServiceUri: string; readonly clientId: string | undefined };
 
 export interface Config {
-  readonly arm: { readonly endpoint: string; readonly audience: string; readonly pollIntervalMs: number };
+  readonly arm: {
+    readonly endpoint: string;
+    readonly audience: string;
+    readonly pollIntervalMs: number;
+    readonly minRunMs: number;
+    readonly vmViews: { readonly listThreshold: number; readonly ttlMs: number };
+    /**
+     * After a Run Command POST with no usable answer: how long its run may take to show in the
+     * instance view, and how long to look for it. Both follow Run Command's known minimum
+     * (3 × and 30 × RUN_COMMAND_MIN_SECONDS: 60 s and 10 min at the default 20 s).
+     */
+    readonly reconcile: { readonly settleMs: number; readonly timeoutMs: number } | undefined;
+  };
   readonly managedIdentityClientId: string | undefined;
   /** Absent when no storage is configured (the CLI then keeps records in memory). */
   readonly storage: StorageSettings | undefined;
@@ -137,8 +163,8 @@ export interface Config {
     readonly mode: RequestMode;
     readonly dedupe: DedupeSettings;
   };
-  /** Client-side pacing of ARM calls, per instance, under ARM's token buckets. */
-  readonly armPacing: { readonly writes: RateLimit; readonly reads: RateLimit };
+  /** Client-side pacing of ARM calls under ARM's token buckets (ARM_PACING and the ARM_* limits). */
+  readonly armPacing: { readonly mode: PacingMode; readonly writes: RateLimit; readonly reads: RateLimit };
   /** SECURITY_RELAX_TTL_HOURS: the longest a security-lowering change stands before it is reverted. */
   readonly securityRelaxTtlHours: number;
 }
@@ -159,7 +185,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   const e = parsed.data;
   const endpoint = e.AZURE_RESOURCE_MANAGER_ENDPOINT.replace(/\/+$/, '');
   return {
-    arm: { endpoint, audience: (e.AZURE_RESOURCE_MANAGER_AUDIENCE ?? endpoint).replace(/\/+$/, ''), pollIntervalMs: e.RUN_COMMAND_POLL_SECONDS * 1000 },
+    arm: { endpoint, audience: (e.AZURE_RESOURCE_MANAGER_AUDIENCE ?? endpoint).replace(/\/+$/, ''), pollIntervalMs: e.RUN_COMMAND_POLL_SECONDS * 1000, minRunMs: e.RUN_COMMAND_MIN_SECONDS * 1000, vmViews: { listThreshold: e.ARM_VM_LIST_THRESHOLD, ttlMs: e.ARM_VM_VIEW_TTL_SECONDS * 1000 },
+      reconcile: e.RUN_COMMAND_MIN_SECONDS > 0 ? { settleMs: 3 * e.RUN_COMMAND_MIN_SECONDS * 1000, timeoutMs: 30 * e.RUN_COMMAND_MIN_SECONDS * 1000 } : undefined,
+    },
     managedIdentityClientId: e.AZURE_CLIENT_ID,
     storage: storageSettings(e),
     defaultMode: e.REMEDIATION_DEFAULT_MODE,
@@ -173,6 +201,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       dedupe: { scope: e.ALERT_DEDUPE_SCOPE, cooldownMs: e.ALERT_COOLDOWN_MINUTES * 60_000 },
     },
     armPacing: {
+      mode: e.ARM_PACING,
       writes: { perSecond: e.ARM_WRITES_PER_SECOND, burst: e.ARM_WRITE_BURST },
       reads: { perSecond: e.ARM_READS_PER_SECOND, burst: e.ARM_READ_BURST },
     },

@@ -156,11 +156,6 @@ resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
   }
 }
 
-// ARM allows 10 writes and 25 reads per second per principal and subscription (buckets of 200
-// and 250). Every instance paces itself to its share, so all of them together stay within it.
-var writesPerSecond = max(1, 10 / maximumInstanceCount)
-var readsPerSecond = max(1, 25 / maximumInstanceCount)
-
 // Who may call the app (docs/deploy.md, "Who may call what").
 var alertsUseEntra = alertAuth == 'entra'
 var usesEntra = alertsUseEntra || remediationAuth == 'entra'
@@ -256,7 +251,9 @@ resource functionApp 'Microsoft.Web/sites@2025-03-01' = {
         { name: 'REMEDIATION_TABLE', value: 'remediations' }
         { name: 'REMEDIATION_LOCK_TABLE', value: 'remediationlocks' }
         { name: 'REMEDIATION_LOCK_TTL_SECONDS', value: '1800' }
-        { name: 'RUN_COMMAND_POLL_SECONDS', value: '15' }
+        // Polls of a run: none before Run Command's 20 s minimum, then at the durations seen (src/adapters/run-command-polls.ts).
+        { name: 'RUN_COMMAND_MIN_SECONDS', value: '20' }
+        { name: 'RUN_COMMAND_POLL_SECONDS', value: '10' }
         { name: 'RUN_COMMAND_BUSY_RETRIES', value: '5' }
         { name: 'RUN_COMMAND_BUSY_DELAY_SECONDS', value: '30' }
         { name: 'ALERT_ACCEPTED_SERVICES', value: 'Log Alerts V2,Log Analytics' }
@@ -264,10 +261,16 @@ resource functionApp 'Microsoft.Web/sites@2025-03-01' = {
         { name: 'ALERT_MODE', value: alertMode }
         { name: 'ALERT_DEDUPE_SCOPE', value: 'vm' }
         { name: 'ALERT_COOLDOWN_MINUTES', value: string(alertCooldownMinutes) }
-        { name: 'ARM_WRITES_PER_SECOND', value: string(writesPerSecond) }
-        { name: 'ARM_WRITE_BURST', value: string(max(1, 200 / maximumInstanceCount)) }
-        { name: 'ARM_READS_PER_SECOND', value: string(readsPerSecond) }
-        { name: 'ARM_READ_BURST', value: string(max(1, 250 / maximumInstanceCount)) }
+        // Every instance paces by ARM's own x-ms-ratelimit-remaining-* answers, so together they
+        // stay under the subscription's buckets (ARM's documented sizes below) with no fixed slice each.
+        { name: 'ARM_PACING', value: 'headers' }
+        { name: 'ARM_WRITES_PER_SECOND', value: '10' }
+        { name: 'ARM_WRITE_BURST', value: '200' }
+        { name: 'ARM_READS_PER_SECOND', value: '25' }
+        { name: 'ARM_READ_BURST', value: '250' }
+        // A storm's VM reads as one listing of the subscription (src/adapters/vm-views.ts).
+        { name: 'ARM_VM_LIST_THRESHOLD', value: '10' }
+        { name: 'ARM_VM_VIEW_TTL_SECONDS', value: '30' }
         // The relaxation-sweep timer (every 15 min) restores relaxations this long after they were made.
         // Like every timer, it needs only the host storage above: the host keeps one instance
         // running it with a blob lease (Blob Data Contributor) and its schedule status in blobs.

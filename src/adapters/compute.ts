@@ -12,13 +12,16 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { ComputeManagementClient, type InstanceViewStatus, type RunCommandInput, type RunCommandResult, type VirtualMachineExtensionInstanceView, type VirtualMachineInstanceView } from '@azure/arm-compute';
-import { bearerTokenAuthenticationPolicyName, isRestError, type PipelineRequest } from '@azure/core-rest-pipeline';
+import { bearerTokenAuthenticationPolicyName, createDefaultHttpClient, createPipelineRequest, isRestError, RestError, type HttpClient, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
+import * as z from 'zod';
 import type { TokenCredential } from '@azure/identity';
 import type { VmRef } from '../core/resource-id.js';
 import type { OsType, VmView } from '../core/vm.js';
 import { ComputeError, DependencyTimeoutError, errorMessage, RunCommandOutcomeUnknownError, type ComputeFailureKind, type RunCommandOutcomeReason } from '../errors.js';
 import type { RunCommandPayload } from '../payloads/compose.js';
 import { armRetryPolicy, deadlinePolicy, DEFAULT_BOUNDS, isRunCommandPost, tryTimeoutPolicy, wasNeverSent, type ArmBounds, type PipelinePolicy } from './pacing.js';
+import { nextPollDelayMs, operationDurationMs, RunDurations } from './run-command-polls.js';
+import { VmViewBatcher, type ListedVm, type VmViewBatchOptions } from './vm-views.js';
 import { judgeObservation, observeRunCommandExtension, runIdentity, sameRun, streamsOf, type RunIdentity, type Verdict } from './run-command-outcome.js';
 
 export interface RunCommandOutput {
@@ -84,8 +87,12 @@ export interface ArmComputeGatewayOptions {
   readonly endpoint: string;
   /** Token audience; the scope requested is `${audience}/.default`. */
   readonly audience: string;
-  /** Poll interval when ARM sends no Retry-After. */
+  /** Poll interval when ARM sends no Retry-After and the planned polls are past. Default 10 s. */
   readonly pollIntervalMs?: number;
+  /** No poll of a run before this (Run Command's known minimum; the app's default is 20 s). Default 0. */
+  readonly minRunMs?: number;
+  /** Reads of many VMs of one subscription as one listing (see vm-views.ts). Default: 10 reads within 30 s; listThreshold 0 turns it off. */
+  readonly vmViews?: Pick<VmViewBatchOptions, 'listThreshold' | 'ttlMs' | 'windowMs'>;
   /** Retries of reads and of definitely refused POSTs (overrides bounds.maxRetries). */
   readonly maxRetries?: number;
   /** Policies every attempt passes through (client-side pacing). */
@@ -106,13 +113,25 @@ interface PendingRun {
 
 /** The POSTs of one runCommand call, seen by the pipeline as they go on the wire. */
 interface PostContext {
-  readonly posts: { sentAt: number; outcome: RunCommandPostOutcome; statusCode: number | null }[];
+  readonly posts: { sentAt: number; outcome: RunCommandPostOutcome; statusCode: number | null; answer: AcceptedAnswer | null }[];
   readonly onPosted: (outcome: RunCommandPostOutcome, statusCode: number | null) => void;
+}
+
+/** Where ARM said to follow an accepted Run Command, from its 202's headers. */
+interface AcceptedAnswer {
+  readonly at: number;
+  readonly asyncOperation: string | undefined;
+  readonly location: string | undefined;
+  readonly retryAfterMs: number | undefined;
 }
 
 /** Run Command stops a script after 90 minutes; a run of ours unaccounted for is over by then. */
 const PENDING_TTL_MS = 95 * 60_000;
 const DEFAULT_RUN_TIMEOUT_MS = 20 * 60_000;
+const DEFAULT_POLL_INTERVAL_MS = 10_000;
+/** The app passes RUN_COMMAND_MIN_SECONDS (20 s by default); a gateway built without it polls from the start. */
+const DEFAULT_MIN_RUN_MS = 0;
+const DEFAULT_VM_VIEWS = { listThreshold: 10, ttlMs: 30_000 } as const;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -131,12 +150,22 @@ export class ArmComputeGateway implements ComputeGateway {
   private readonly pending = new Map<string, PendingRun[]>();
   private readonly postContext = new AsyncLocalStorage<PostContext>();
   private readonly bounds: ArmBounds;
+  /** How long recent runs took, per payload kind: where the next runs' polls go. */
+  private readonly durations = new RunDurations();
+  private readonly views: VmViewBatcher;
+  private httpClient: HttpClient | undefined;
 
   public constructor(
     private readonly credential: TokenCredential,
     private readonly options: ArmComputeGatewayOptions,
   ) {
     this.bounds = { ...DEFAULT_BOUNDS.arm, ...options.bounds, ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }) };
+    this.views = new VmViewBatcher({ getOne: (ref) => this.readVm(ref), listSubscription: (subscriptionId) => this.listVms(subscriptionId) }, { ...DEFAULT_VM_VIEWS, ...options.vmViews });
+  }
+
+  /** VM reads answered by a GET, and by a subscription listing (see vm-views.ts). */
+  public get vmReadStats() {
+    return this.views.stats;
   }
 
   private client(subscriptionId: string): ComputeManagementClient {
@@ -169,11 +198,12 @@ export class ArmComputeGateway implements ComputeGateway {
       sendRequest: async (request: PipelineRequest, next) => {
         const context = isRunCommandPost(request) ? this.postContext.getStore() : undefined;
         if (!context) return next(request);
-        const record = { sentAt: Date.now(), outcome: 'ambiguous' as RunCommandPostOutcome, statusCode: null as number | null };
+        const record = { sentAt: Date.now(), outcome: 'ambiguous' as RunCommandPostOutcome, statusCode: null as number | null, answer: null as AcceptedAnswer | null };
         context.posts.push(record);
         try {
           const response = await next(request);
           record.statusCode = response.status;
+          if (response.status === 202) record.answer = acceptedAnswer(response);
           record.outcome = response.status >= 200 && response.status < 300 ? 'accepted' : response.status >= 400 && response.status < 500 && response.status !== 408 ? 'refused' : 'ambiguous';
           return response;
         } catch (error) {
@@ -186,7 +216,12 @@ export class ArmComputeGateway implements ComputeGateway {
     };
   }
 
-  public async getVm(ref: VmRef): Promise<VmView> {
+  public getVm(ref: VmRef): Promise<VmView> {
+    return this.views.get(ref);
+  }
+
+  /** One VM with its instance view. */
+  private async readVm(ref: VmRef): Promise<VmView> {
     try {
       const client = this.client(ref.subscriptionId);
       if (ref.kind === 'vm') {
@@ -226,9 +261,9 @@ export class ArmComputeGateway implements ComputeGateway {
       const timer = setTimeout(() => runTimeout.abort(), this.options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS);
       const abortSignal = options.abortSignal ? AbortSignal.any([options.abortSignal, runTimeout.signal]) : runTimeout.signal;
       try {
-        const result = await this.postContext.run(context, () => this.startRun(ref, input, abortSignal));
+        const output = await this.postContext.run(context, () => this.startRun(ref, input, abortSignal, context, identity?.kind ?? null));
         this.forget(ref, identity);
-        return { ...toRunCommandOutput(result.value ?? []), source: 'operation', posts: { ...counts } };
+        return { ...output, source: 'operation', posts: { ...counts } };
       } catch (error) {
         const last = context.posts.at(-1);
         if (last === undefined || last.outcome === 'refused') {
@@ -264,14 +299,66 @@ export class ArmComputeGateway implements ComputeGateway {
     }
   }
 
-  private startRun(ref: VmRef, input: RunCommandInput, abortSignal: AbortSignal): Promise<RunCommandResult> {
+  /**
+   * Sends the POST through the SDK (its request shape, its errors), then follows the operation
+   * itself over the client's own pipeline (token, pacing, retries, bounds): the SDK's poller
+   * reads once right after the 202, then every interval, then GETs the result, while this
+   * schedule polls by Run Command's minimum, ARM's Retry-After and the durations of recent
+   * runs (run-command-polls.ts), and takes the output from the final status.
+   */
+  private async startRun(ref: VmRef, input: RunCommandInput, abortSignal: AbortSignal, context: PostContext, kind: string | null): Promise<RunCommandOutput> {
     const client = this.client(ref.subscriptionId);
-    const pollOptions = { updateIntervalInMs: this.options.pollIntervalMs ?? 5_000, abortSignal };
-    return Promise.resolve(
+    const poller =
       ref.kind === 'vm'
-        ? client.virtualMachines.runCommand(ref.resourceGroup, ref.name, input, pollOptions)
-        : client.virtualMachineScaleSetVMs.runCommand(ref.resourceGroup, ref.scaleSetName, ref.instanceId, input, pollOptions),
-    );
+        ? client.virtualMachines.runCommand(ref.resourceGroup, ref.name, input, { abortSignal })
+        : client.virtualMachineScaleSetVMs.runCommand(ref.resourceGroup, ref.scaleSetName, ref.instanceId, input, { abortSignal });
+    await poller.submitted();
+    if (poller.isDone) {
+      // ARM answered the POST itself (200): the result is in that answer.
+      const result: RunCommandResult = await poller.pollUntilDone({ abortSignal });
+      return toRunCommandOutput(result.value ?? []);
+    }
+    const answer = context.posts.at(-1)?.answer ?? null;
+    const pollUrl = answer?.asyncOperation ?? answer?.location;
+    if (!answer || pollUrl === undefined) throw new Error(`Run Command on ${ref.id}: ARM accepted the run but named no operation to follow`);
+    let retryAfterMs = answer.retryAfterMs;
+    for (;;) {
+      const delay = nextPollDelayMs(Date.now() - answer.at, this.durations.planned(kind), retryAfterMs, { minRunMs: this.options.minRunMs ?? DEFAULT_MIN_RUN_MS, intervalMs: this.options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS });
+      await sleep(delay, abortSignal);
+      abortSignal.throwIfAborted();
+      const status = await this.pollRun(client, pollUrl, answer.asyncOperation !== undefined, abortSignal);
+      retryAfterMs = status.retryAfterMs;
+      if (status.state === 'running') continue;
+      if (status.state === 'failed') throw new RunCommandOperationFailedError(status.code, status.message, ref.id);
+      if (status.durationMs !== undefined) this.durations.record(kind, status.durationMs);
+      if (status.output) return toRunCommandOutput(status.output);
+      // Succeeded without the output in the status: the result is at the Location URL (the SDK's one final GET).
+      if (answer.location === undefined) throw new Error(`Run Command on ${ref.id}: the operation succeeded but ARM gave neither its output nor a Location`);
+      const final = await this.pollRun(client, answer.location, false, abortSignal);
+      if (final.state === 'succeeded' && final.output) return toRunCommandOutput(final.output);
+      throw new Error(`Run Command on ${ref.id}: the operation succeeded but its result could not be read`);
+    }
+  }
+
+  /** One GET of the operation (Azure-AsyncOperation, or Location when that is all ARM gave). */
+  private async pollRun(client: ComputeManagementClient, url: string, asyncOperation: boolean, abortSignal: AbortSignal): Promise<OperationStatus> {
+    this.httpClient ??= createDefaultHttpClient();
+    const request = createPipelineRequest({ url, method: 'GET', abortSignal });
+    const response = await client.pipeline.sendRequest(this.httpClient, request);
+    return readOperationStatus(response, asyncOperation);
+  }
+
+  /** Every VM of the subscription with its status, in pages (listAll with statusOnly=true). */
+  private async listVms(subscriptionId: string): Promise<ReadonlyMap<string, ListedVm>> {
+    const client = this.client(subscriptionId);
+    const listed = new Map<string, ListedVm>();
+    for await (const vm of client.virtualMachines.listAll({ statusOnly: 'true' })) {
+      if (vm.id === undefined) continue;
+      const osType = vm.storageProfile?.osDisk?.osType;
+      const instanceView = vm.instanceView;
+      listed.set(vm.id.toLowerCase(), (ref) => (instanceView === undefined || (osType === undefined && instanceView.osName === undefined) ? null : toVmView(ref, vm.location, vm.tags, osType, instanceView)));
+    }
+    return listed;
   }
 
   /** Our POSTs on this VM whose outcome is unknown and whose run could still be going or be found. */
@@ -387,6 +474,85 @@ export class ArmComputeGateway implements ComputeGateway {
   }
 }
 
+/** The operation ended Failed or Canceled, as its final status says (code and message are ARM's). */
+export class RunCommandOperationFailedError extends Error {
+  public override readonly name = 'RunCommandOperationFailedError';
+  public constructor(
+    public readonly code: string | undefined,
+    message: string,
+    public readonly vm: string,
+  ) {
+    super(`Run Command on ${vm} failed: ${message}`);
+  }
+}
+
+function acceptedAnswer(response: PipelineResponse): AcceptedAnswer {
+  const retryAfter = response.headers.get('retry-after');
+  const seconds = retryAfter === undefined ? Number.NaN : Number(retryAfter);
+  return {
+    at: Date.now(),
+    asyncOperation: response.headers.get('azure-asyncoperation') ?? undefined,
+    location: response.headers.get('location') ?? undefined,
+    retryAfterMs: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined,
+  };
+}
+
+const StatusEntrySchema = z.object({ code: z.string().optional(), level: z.string().optional(), displayStatus: z.string().optional(), message: z.string().optional() }).loose();
+/** An Azure-AsyncOperation status: `{status, startTime, endTime, properties: {output}, error}`. */
+const AsyncOperationSchema = z
+  .object({
+    status: z.string(),
+    startTime: z.string().optional(),
+    endTime: z.string().optional(),
+    properties: z.object({ output: z.object({ value: z.array(StatusEntrySchema).optional() }).loose().optional() }).loose().optional(),
+    error: z.object({ code: z.string().optional(), message: z.string().optional() }).loose().optional(),
+  })
+  .loose();
+/** The Location URL's answer once done: a RunCommandResult. */
+const RunCommandResultSchema = z.object({ value: z.array(StatusEntrySchema).optional() }).loose();
+
+type OperationStatus =
+  | { readonly state: 'running'; readonly retryAfterMs: number | undefined }
+  | { readonly state: 'succeeded'; readonly output: InstanceViewStatus[] | undefined; readonly durationMs: number | undefined; readonly retryAfterMs: undefined }
+  | { readonly state: 'failed'; readonly code: string | undefined; readonly message: string; readonly retryAfterMs: undefined };
+
+/** What one poll answer says; an answer that is not a status (4xx/5xx after retries, no JSON) throws a RestError. */
+export function readOperationStatus(response: PipelineResponse, asyncOperation: boolean): OperationStatus {
+  const retryAfter = Number(response.headers.get('retry-after'));
+  const retryAfterMs = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined;
+  const text = response.bodyAsText ?? '';
+  const json = (): unknown => {
+    try {
+      return text === '' ? undefined : JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+  };
+  if (response.status >= 400 || response.status < 200) {
+    const envelope = json() as { error?: { code?: unknown; message?: unknown } } | undefined;
+    const code = typeof envelope?.error?.code === 'string' ? envelope.error.code : undefined;
+    const message = typeof envelope?.error?.message === 'string' ? envelope.error.message : `poll answered ${response.status}`;
+    throw new RestError(message, { statusCode: response.status, ...(code === undefined ? {} : { code }), request: response.request, response });
+  }
+  if (!asyncOperation) {
+    // The Location URL: 202 while running, 200 with the RunCommandResult once done.
+    if (response.status === 202) return { state: 'running', retryAfterMs };
+    const result = RunCommandResultSchema.safeParse(json());
+    if (!result.success) throw new RestError('the Run Command result could not be read', { statusCode: response.status, request: response.request, response });
+    return { state: 'succeeded', output: (result.data.value ?? []) as InstanceViewStatus[], durationMs: undefined, retryAfterMs: undefined };
+  }
+  const parsed = AsyncOperationSchema.safeParse(json());
+  if (!parsed.success) throw new RestError('the operation status could not be read', { statusCode: response.status, request: response.request, response });
+  const status = parsed.data.status.toLowerCase();
+  if (status.includes('succeeded')) {
+    return { state: 'succeeded', output: parsed.data.properties?.output?.value as InstanceViewStatus[] | undefined, durationMs: operationDurationMs(parsed.data.startTime, parsed.data.endTime), retryAfterMs: undefined };
+  }
+  if (status.includes('fail') || status.startsWith('cancel')) {
+    return { state: 'failed', code: parsed.data.error?.code, message: parsed.data.error?.message ?? `the operation ended ${parsed.data.status}`, retryAfterMs: undefined };
+  }
+  return { state: 'running', retryAfterMs };
+}
+
 function outcomeContext(ref: VmRef, identity: RunIdentity | null, counts: RunCommandPostCount) {
   return { vm: ref.id, runId: identity?.runId ?? null, payload: identity?.kind ?? null, posts: { ...counts } };
 }
@@ -398,6 +564,7 @@ function isRunInProgressConflict(error: unknown): boolean {
 
 /** The operation itself ended Failed (the LRO's verdict), as opposed to a poll that got no answer. */
 function isOperationFailure(error: unknown): boolean {
+  if (error instanceof RunCommandOperationFailedError) return true;
   return !isRestError(error) && !(error instanceof DependencyTimeoutError) && /long-running operation has failed/i.test(errorMessage(error));
 }
 

@@ -1,9 +1,10 @@
 /**
  * Pipeline policies the adapters add to the SDK clients:
  *
- * - **Pacing**: a token bucket per operation kind that every ARM request (and every retry and
- *   poll) passes through before it is sent, so one instance stays under ARM's own buckets
- *   instead of running into 429s.
+ * - **Pacing** (`armPacingPolicy`): every ARM request (and every retry and poll) waits, per
+ *   subscription and operation kind, until ARM's bucket has room, as ARM's own
+ *   x-ms-ratelimit-remaining-* answers report it, under a local token bucket at ARM's limits;
+ *   so instances that share a subscription stay under ARM's buckets instead of running into 429s.
  * - **Bounds** (issue 9): a per-try timeout (`tryTimeoutPolicy`, per retry, closest to the
  *   wire), a deadline over one operation including its retries and back-off
  *   (`deadlinePolicy`, per call), and the ARM retry policy (`armRetryPolicy`), which never
@@ -59,12 +60,142 @@ export class TokenBucket {
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-export function pacingPolicy(buckets: { readonly reads: TokenBucket; readonly writes: TokenBucket }): PipelinePolicy {
+export type ArmOperationKind = 'reads' | 'writes';
+
+export function operationKind(method: string): ArmOperationKind {
+  return WRITE_METHODS.has(method.toUpperCase()) ? 'writes' : 'reads';
+}
+
+/** ARM's answer header that says how many requests of a kind are left in the subscription's bucket. */
+export const REMAINING_HEADER: Readonly<Record<ArmOperationKind, string>> = {
+  reads: 'x-ms-ratelimit-remaining-subscription-reads',
+  writes: 'x-ms-ratelimit-remaining-subscription-writes',
+};
+
+/**
+ * Requests of each kind this instance leaves in ARM's bucket for others (other instances of the
+ * app share the subscription's bucket: ARM limits per subscription and principal).
+ */
+export const REMAINING_RESERVE = 5;
+
+const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * ARM's own bucket for one subscription and kind, as its answers report it. Between two answers
+ * it is projected: what the last answer said was left, minus what this instance sent since,
+ * plus ARM's refill. Other instances' requests show in the next answer, so instances that share
+ * a subscription slow down together without talking to each other. Until a first answer there
+ * is nothing to go on, so requests go one at a time until one comes back.
+ */
+export class ObservedBucket {
+  private remaining: number | null = null;
+  private observedAt = 0;
+  private sentSinceObserved = 0;
+  private inFlight = 0;
+  private queue: Promise<void> = Promise.resolve();
+
+  public constructor(
+    private readonly limit: RateLimit,
+    private readonly reserve: number = REMAINING_RESERVE,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** The projected requests left in ARM's bucket now; Infinity before any answer said. */
+  public estimate(at: number = this.now()): number {
+    if (this.remaining === null) return Number.POSITIVE_INFINITY;
+    const refilled = this.remaining - this.sentSinceObserved + ((at - this.observedAt) / 1000) * this.limit.perSecond;
+    return Math.min(this.limit.burst, refilled);
+  }
+
+  /** Resolves when the projection leaves the reserve untouched; callers go in arrival order. */
+  public take(): Promise<void> {
+    const turn = this.queue.then(async () => {
+      for (;;) {
+        if (this.remaining === null) {
+          // Nothing known yet: one request at a time until an answer says how much is left.
+          if (this.inFlight === 0) break;
+          await sleepMs(5);
+          continue;
+        }
+        const left = this.estimate();
+        // Of the room the last answer left, send at most half before hearing again: another
+        // instance read the same answer, and halving keeps the overshoot of several of them
+        // small while a lone instance still climbs to the full rate (its answers show the room
+        // it left).
+        const room = left + this.sentSinceObserved - this.reserve;
+        if (left >= 1 + this.reserve && this.sentSinceObserved + 1 <= Math.max(1, room / 2)) break;
+        await sleepMs(Math.max(1, 1000 / this.limit.perSecond));
+      }
+      this.sentSinceObserved += 1;
+      this.inFlight += 1;
+    });
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  /** An answer (or its lack) for a request that `take` let through. */
+  public settle(response: PipelineResponse | undefined, kind: ArmOperationKind): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    if (response === undefined) return;
+    const header = Number(response.headers.get(REMAINING_HEADER[kind]));
+    const said = response.status === 429 ? 0 : response.headers.get(REMAINING_HEADER[kind]) !== undefined && Number.isFinite(header) ? header : undefined;
+    if (said === undefined) return;
+    this.remaining = said;
+    this.observedAt = this.now();
+    // Requests still on their way may not have been counted in this answer yet.
+    this.sentSinceObserved = this.inFlight;
+  }
+}
+
+/** How the app paces its ARM requests (ARM_PACING). */
+export type PacingMode = 'headers' | 'static';
+
+export interface ArmLimits {
+  readonly reads: RateLimit;
+  readonly writes: RateLimit;
+}
+
+/** The documented per-subscription, per-principal buckets. */
+export const ARM_LIMITS: ArmLimits = { reads: { perSecond: 25, burst: 250 }, writes: { perSecond: 10, burst: 200 } };
+
+function subscriptionOf(url: string): string {
+  return /\/subscriptions\/([^/?#]+)/i.exec(url)?.[1]?.toLowerCase() ?? '';
+}
+
+/**
+ * Client-side pacing of every ARM attempt (retries and polls included), per subscription and
+ * kind, since ARM's buckets are per subscription.
+ * - `static`: this instance's own token bucket at `limits` (a fixed slice of ARM's budget).
+ * - `headers` (default): the same local bucket at ARM's limits as a ceiling, plus ARM's own
+ *   bucket as its answers report it (ObservedBucket), so that all instances together stay
+ *   under ARM's limits without a fixed slice each.
+ */
+export function armPacingPolicy(mode: PacingMode, limits: ArmLimits, options: { readonly reserve?: number; readonly now?: () => number } = {}): PipelinePolicy {
+  const perSubscription = new Map<string, Record<ArmOperationKind, { local: TokenBucket; observed: ObservedBucket | null }>>();
+  const bucketsFor = (subscription: string) => {
+    let buckets = perSubscription.get(subscription);
+    if (!buckets) {
+      const make = (kind: ArmOperationKind) => ({ local: new TokenBucket(limits[kind], options.now), observed: mode === 'headers' ? new ObservedBucket(limits[kind], options.reserve, options.now) : null });
+      buckets = { reads: make('reads'), writes: make('writes') };
+      perSubscription.set(subscription, buckets);
+    }
+    return buckets;
+  };
   return {
     name: 'rdpRemediatorPacing',
     async sendRequest(request, next) {
-      await (WRITE_METHODS.has(request.method.toUpperCase()) ? buckets.writes : buckets.reads).take();
-      return next(request);
+      const kind = operationKind(request.method);
+      const { local, observed } = bucketsFor(subscriptionOf(request.url))[kind];
+      await local.take();
+      if (!observed) return next(request);
+      await observed.take();
+      let response: PipelineResponse | undefined;
+      try {
+        response = await next(request);
+        return response;
+      } finally {
+        observed.settle(response, kind);
+      }
     },
   };
 }

@@ -3,15 +3,17 @@
  * function handlers stay thin and share clients (connection reuse, token cache).
  */
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import { ArmComputeGateway, type ComputeGateway } from '../adapters/compute.js';
+import type { ArmComputeGatewayOptions, ComputeGateway } from '../adapters/compute.js';
+import { lazyComputeGateway } from '../adapters/lazy-compute.js';
+import { lazyGateway } from '../adapters/lazy-gateway.js';
 import { StorageAlertQueue, StorageJobQueue, type AlertQueue, type JobQueue } from '../adapters/job-queue.js';
 import { InMemoryRemediationStore, TableRemediationStore, type RemediationStore } from '../adapters/remediation-store.js';
 import { queueClient, tableClient, type StorageConnection } from '../adapters/storage.js';
 import { InMemoryVmLock, TableVmLock, type VmLock } from '../adapters/vm-lock.js';
 import { ALERT_QUEUE_NAME, QUEUE_NAME, loadConfig, type Config } from '../config.js';
 import { InMemoryAdmissionStore, TableAdmissionStore, type AdmissionStore } from '../alerts/admission.js';
-import { MonitorLogsGateway, type LogsGateway } from '../adapters/logs.js';
-import { DEFAULT_BOUNDS, pacingPolicy, TokenBucket } from '../adapters/pacing.js';
+import type { LogsGateway } from '../adapters/logs.js';
+import { DEFAULT_BOUNDS, armPacingPolicy } from '../adapters/pacing.js';
 import { ConfigurationError } from '../errors.js';
 import type { RemediationDeps } from '../pipeline/remediate.js';
 
@@ -38,16 +40,25 @@ export interface CreateServicesOptions {
 export function createServices(options: CreateServicesOptions = {}): Services {
   const config = loadConfig(options.env);
   const credential = new DefaultAzureCredential(config.managedIdentityClientId ? { managedIdentityClientId: config.managedIdentityClientId } : {});
-  const pacing = pacingPolicy({ reads: new TokenBucket(config.armPacing.reads), writes: new TokenBucket(config.armPacing.writes) });
+  const pacing = armPacingPolicy(config.armPacing.mode, { reads: config.armPacing.reads, writes: config.armPacing.writes });
   // Every client is bounded (per-try timeout, retry budget, deadline): see DEFAULT_BOUNDS in src/adapters/pacing.ts.
-  const compute = new ArmComputeGateway(credential, {
+  const computeOptions: ArmComputeGatewayOptions = {
     endpoint: config.arm.endpoint,
     audience: config.arm.audience,
     pollIntervalMs: config.arm.pollIntervalMs,
+    minRunMs: config.arm.minRunMs,
+    vmViews: config.arm.vmViews,
+    ...(config.arm.reconcile ? { reconcile: config.arm.reconcile } : {}),
     additionalPolicies: [pacing],
     bounds: DEFAULT_BOUNDS.arm,
+  };
+  // The compute and Logs SDKs load at their first call, not at a cold start (every entry module
+  // is imported then, the webhook's included): see src/adapters/lazy-gateway.ts.
+  const compute = lazyComputeGateway(credential, computeOptions);
+  const logs = lazyGateway<LogsGateway>('logs', async () => {
+    const { MonitorLogsGateway } = await import('../adapters/logs.js');
+    return new MonitorLogsGateway(credential, { endpoint: config.logs.endpoint, audience: config.logs.audience, bounds: DEFAULT_BOUNDS.logs });
   });
-  const logs = new MonitorLogsGateway(credential, { endpoint: config.logs.endpoint, audience: config.logs.audience, bounds: DEFAULT_BOUNDS.logs });
   if (!config.storage) {
     if (!options.allowInMemory) throw new ConfigurationError('no storage configured: set AzureWebJobsStorage (or its identity-based __queueServiceUri and __tableServiceUri)');
     return {

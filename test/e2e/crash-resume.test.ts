@@ -97,6 +97,7 @@ function appEnv(extra: Record<string, string> = {}): Record<string, string> {
     AzureWebJobsStorage: azurite.connectionString,
     REMEDIATION_DEFAULT_MODE: 'repair',
     RUN_COMMAND_POLL_SECONDS: '0.02',
+    RUN_COMMAND_MIN_SECONDS: '0',
     RUN_COMMAND_BUSY_DELAY_SECONDS: '0.1',
     RUN_COMMAND_BUSY_RETRIES: '20',
     REMEDIATION_LOCK_TTL_SECONDS: String(LEASE_SECONDS),

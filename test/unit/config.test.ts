@@ -5,7 +5,16 @@ import { ConfigurationError } from '../../src/errors.js';
 describe('loadConfig', () => {
   it('has safe defaults: public ARM, diagnose only, no storage', () => {
     const c = loadConfig({});
-    expect(c.arm).toEqual({ endpoint: 'https://management.azure.com', audience: 'https://management.azure.com', pollIntervalMs: 5000 });
+    expect(c.arm).toEqual({
+      endpoint: 'https://management.azure.com',
+      audience: 'https://management.azure.com',
+      pollIntervalMs: 10_000,
+      minRunMs: 20_000,
+      vmViews: { listThreshold: 10, ttlMs: 30_000 },
+      reconcile: { settleMs: 60_000, timeoutMs: 600_000 },
+    });
+    // Paced by ARM's own answers, under ARM's documented buckets.
+    expect(c.armPacing).toEqual({ mode: 'headers', writes: { perSecond: 10, burst: 200 }, reads: { perSecond: 25, burst: 250 } });
     expect(c.defaultMode).toBe('diagnose');
     expect(c.storage).toBeUndefined();
   });

@@ -1,7 +1,9 @@
 /**
- * `npm run package`: the deployable zip holds what the Functions host runs and nothing else,
- * and its entries read back intact. The zip is read by a reader written here, not by the
- * writer's own code, so a bug would have to be made twice to pass.
+ * `npm run package`: the deployable zip holds what the Functions host runs and nothing else
+ * (the esbuild bundle, host.json, a package.json without dependencies, the payloads and the
+ * event query; no node_modules), its entries read back intact, and equal inputs give an equal
+ * zip. The zip is written by yazl (tools/package.mjs) and read by a reader written here, not by
+ * the writer's own code, so a bug would have to be made twice to pass.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -10,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { crc32, inflateRawSync } from 'node:zlib';
+import type { BuildOptions } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -20,15 +23,20 @@ interface ZipEntryInput {
   file?: string;
   mode?: number;
 }
-interface ZipModule {
-  zipToBuffer: (entries: Iterable<ZipEntryInput>) => Buffer;
-  writeZip: (path: string, entries: Iterable<ZipEntryInput>) => { entries: number; bytes: number };
+interface PackageModule {
+  DEPLOYED_MAIN: string;
+  DEFAULT_STAGE: string;
+  zipToBuffer: (entries: Iterable<ZipEntryInput>) => Promise<Buffer>;
+  writeZip: (path: string, entries: Iterable<ZipEntryInput>) => Promise<{ entries: number; bytes: number }>;
 }
 
-async function zipModule(): Promise<ZipModule> {
+async function packageModule(): Promise<PackageModule> {
   // tools/ is untyped JavaScript; the interface above is what the test relies on.
-  return (await import(pathToFileURL(join(root, 'tools', 'zip.mjs')).href)) as ZipModule;
+  return (await import(pathToFileURL(join(root, 'tools', 'package.mjs')).href)) as PackageModule;
 }
+
+/** The goal for the deployed zip (issue 11). */
+const MAX_ZIP_BYTES = 2 * 1024 * 1024;
 
 interface ReadEntry {
   name: string;
@@ -99,9 +107,9 @@ function readZip(zip: Buffer): ReadEntry[] {
   return entries;
 }
 
-describe('tools/zip.mjs', () => {
+describe('the zip writer (yazl, in tools/package.mjs)', () => {
   it('writes entries that read back byte for byte, with UTF-8 names, unix modes and a fixed date', async () => {
-    const { zipToBuffer } = await zipModule();
+    const { zipToBuffer } = await packageModule();
     const incompressible = randomBytes(512);
     const input: ZipEntryInput[] = [
       { name: 'empty.txt', data: '' },
@@ -109,7 +117,7 @@ describe('tools/zip.mjs', () => {
       { name: 'dir/ünïcödé ✓.txt', data: 'x'.repeat(10_000) },
       { name: 'noise.bin', data: incompressible },
     ];
-    const zip = zipToBuffer(input);
+    const zip = await zipToBuffer(input);
     const entries = readZip(zip);
     expect(entries.map((e) => e.name)).toEqual(input.map((e) => e.name));
     for (const [i, entry] of entries.entries()) {
@@ -125,15 +133,15 @@ describe('tools/zip.mjs', () => {
     expect(modes['empty.txt']).toBe(0o100644);
     expect(entries.find((e) => e.name === 'dir/ünïcödé ✓.txt')!.method).toBe(8);
     expect(entries.find((e) => e.name === 'noise.bin')!.method).toBe(0); // deflate would not shrink it
-    expect(zipToBuffer(input).equals(zip)).toBe(true);
+    expect((await zipToBuffer(input)).equals(zip)).toBe(true);
   });
 
   it('writes to a file from file contents', async () => {
-    const { writeZip } = await zipModule();
+    const { writeZip } = await packageModule();
     const dir = mkdtempSync(join(tmpdir(), 'zip-test-'));
     try {
       writeFileSync(join(dir, 'a.txt'), 'alpha');
-      const result = writeZip(join(dir, 'out.zip'), [{ name: 'nested/a.txt', file: join(dir, 'a.txt') }]);
+      const result = await writeZip(join(dir, 'out.zip'), [{ name: 'nested/a.txt', file: join(dir, 'a.txt') }]);
       const zip = readFileSync(join(dir, 'out.zip'));
       expect(result).toEqual({ entries: 1, bytes: zip.length });
       expect(readZip(zip).map((e) => [e.name, e.data.toString()])).toEqual([['nested/a.txt', 'alpha']]);
@@ -143,29 +151,37 @@ describe('tools/zip.mjs', () => {
   });
 
   it('refuses unsafe or duplicate names', async () => {
-    const { zipToBuffer } = await zipModule();
-    for (const name of ['', '/etc/passwd', 'C:/x', '../up', 'a/../b', 'a//b', 'dir/', 'a\\b']) {
-      expect(() => zipToBuffer([{ name, data: 'x' }]), name).toThrow(/zip:/);
+    const { zipToBuffer } = await packageModule();
+    for (const name of ['', '/etc/passwd', 'C:/x', '../up', 'a/../b', 'a//b', 'a/./b', 'dir/', 'a\\b']) {
+      await expect(zipToBuffer([{ name, data: 'x' }]), name).rejects.toThrow(/zip:/);
     }
-    expect(() => zipToBuffer([{ name: 'a', data: '1' }, { name: 'a', data: '2' }])).toThrow(/duplicate/);
+    await expect(zipToBuffer([{ name: 'a', data: '1' }, { name: 'a', data: '2' }])).rejects.toThrow(/duplicate/);
   });
 });
 
 describe('npm run package', () => {
   let work: string;
+  let zip: Buffer;
   let entries: ReadEntry[];
   let names: string[];
 
-  beforeAll(() => {
-    work = mkdtempSync(join(tmpdir(), 'rdp-package-'));
-    // A stage and zip of its own, so the test neither races nor overwrites `npm run package`.
-    const result = spawnSync(process.execPath, [join(root, 'tools', 'package.mjs'), '--out', join(work, 'app.zip'), '--stage', join(work, 'stage')], {
+  /** Runs tools/package.mjs as `npm run package` does, with a stage and zip of its own. */
+  const runPackage = (name: string): Buffer => {
+    const out = join(work, `${name}.zip`);
+    const result = spawnSync(process.execPath, [join(root, 'tools', 'package.mjs'), '--out', out, '--stage', join(work, `${name}-stage`)], {
       cwd: root,
       encoding: 'utf8',
       timeout: 110_000,
     });
     if (result.status !== 0) throw new Error(`tools/package.mjs exited with ${result.status ?? result.signal}:\n${result.stdout}\n${result.stderr}`);
-    entries = readZip(readFileSync(join(work, 'app.zip')));
+    return readFileSync(out);
+  };
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'rdp-package-'));
+    // A stage and zip of its own, so the test neither races nor overwrites `npm run package`.
+    zip = runPackage('app');
+    entries = readZip(zip);
     names = entries.map((e) => e.name);
   }, 120_000);
 
@@ -173,87 +189,132 @@ describe('npm run package', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('holds the host files, the compiled functions, the payloads, the event query and the production dependencies', () => {
+  it('holds the host files, the bundled functions and their chunks, the payloads and the event query', () => {
     for (const name of [
       'host.json',
       'package.json',
-      'package-lock.json',
-      'dist/functions/remediations.js',
-      'dist/functions/alerts.js',
-      'dist/functions/remediation-worker.js',
-      'dist/functions/relaxation-sweep.js',
-      'dist/src/util/package-root.js',
+      'dist-bundle/functions/remediations.mjs',
+      'dist-bundle/functions/alerts.mjs',
+      'dist-bundle/functions/remediation-worker.mjs',
+      'dist-bundle/functions/relaxation-sweep.mjs',
       'scripts/probe.ps1',
       'scripts/fix.ps1',
       'scripts/lib/Facts.ps1',
       'scripts/lib/Access.Handshake.ps1',
       'infra/queries/rdp-events.kql',
-      'node_modules/@azure/functions/package.json',
-      'node_modules/@azure/arm-compute/package.json',
     ]) {
       expect(names, name).toContain(name);
     }
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string; dependencies: Record<string, string> };
-    for (const dependency of Object.keys(pkg.dependencies)) expect(names).toContain(`node_modules/${dependency}/package.json`);
-    const packaged = JSON.parse(entries.find((e) => e.name === 'package.json')!.data.toString('utf8')) as { name: string; main: string };
-    expect(packaged).toMatchObject({ name: 'rdp-remediator', main: 'dist/functions/*.js' });
+    expect(names.filter((n) => n.startsWith('dist-bundle/functions/chunks/')).length).toBeGreaterThan(0);
+    expect(entries.find((e) => e.name === 'host.json')!.data.equals(readFileSync(join(root, 'host.json')))).toBe(true);
   });
 
-  it('holds nothing that does not run: no tests, sources, maps, docs, other entry points or dev dependencies', () => {
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
-    const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
-    const devOnly = Object.entries(lock.packages).filter(([path, info]) => path !== '' && info.dev === true).map(([path]) => `${path}/`);
-    const devDependencies = ['vitest', 'azurite', 'typescript', 'eslint', 'web-tree-sitter', 'selfsigned', ...Object.keys(pkg.devDependencies)];
-    const forbidden = [
-      'dist/emulator/',
-      'dist/demo/',
-      'dist/bench/',
-      'dist/test/',
-      'test/',
-      'src/',
-      'functions/',
-      'emulator/',
-      'scripts/docs/',
-      'infra/modules/',
-      'node_modules/.bin/',
-      ...devDependencies.map((d) => `node_modules/${d}/`),
-      ...devOnly,
-    ];
+  it('has a package.json whose main is the bundled entries (not the chunks) and that installs nothing', async () => {
+    const { DEPLOYED_MAIN } = await packageModule();
+    const source = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string; engines: unknown };
+    const packaged = JSON.parse(entries.find((e) => e.name === 'package.json')!.data.toString('utf8')) as Record<string, unknown>;
+    expect(packaged).toMatchObject({ name: 'rdp-remediator', version: source.version, type: 'module', main: 'dist-bundle/functions/*.mjs', engines: source.engines });
+    expect(DEPLOYED_MAIN).toBe(packaged.main);
+    for (const field of ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies', 'scripts', 'bin']) expect(packaged, field).not.toHaveProperty(field);
+    // The host's glob: one path segment under dist-bundle/functions/, ending .mjs.
+    const matched = names.filter((n) => /^dist-bundle\/functions\/[^/]+\.mjs$/.test(n)).sort();
+    expect(matched).toEqual(['alerts', 'relaxation-sweep', 'remediation-worker', 'remediations'].map((m) => `dist-bundle/functions/${m}.mjs`));
+  });
+
+  it('holds nothing that does not run: no node_modules, tests, sources, maps, metafiles, docs or other entry points', () => {
+    const forbidden = ['node_modules/', 'dist/', 'dist-bundle/meta/', 'dist-bundle/probe/', 'test/', 'src/', 'functions/', 'emulator/', 'demo/', 'bench/', 'scripts/docs/', 'infra/modules/', 'package-lock.json'];
     for (const name of names) {
       expect(forbidden.find((prefix) => name.startsWith(prefix)), name).toBeUndefined();
-      expect(name).not.toMatch(/\.(?:map|ts|mts|cts)$/);
+      expect(name).not.toMatch(/\.(?:map|ts|mts|cts|md)$/);
     }
     const topLevel = new Set(names.map((n) => n.split('/')[0]));
-    expect([...topLevel].sort()).toEqual(['dist', 'host.json', 'infra', 'node_modules', 'package-lock.json', 'package.json', 'scripts']);
-    expect(names.filter((n) => n.startsWith('dist/')).every((n) => /^dist\/(?:functions|src)\/.+\.js$/.test(n))).toBe(true);
+    expect([...topLevel].sort()).toEqual(['dist-bundle', 'host.json', 'infra', 'package.json', 'scripts']);
+    expect(names.filter((n) => n.startsWith('dist-bundle/')).every((n) => /^dist-bundle\/functions\/(?:chunks\/)?[^/]+\.mjs$/.test(n))).toBe(true);
     expect(names.filter((n) => n.startsWith('infra/'))).toEqual(['infra/queries/rdp-events.kql']);
     expect(names.filter((n) => n.startsWith('scripts/')).every((n) => /^scripts\/(?:lib\/)?[^/]+\.ps1$/.test(n))).toBe(true);
   });
 
-  it('is sorted, dated 1980-01-01, and its entries verify (CRCs checked on read)', () => {
+  it('is what azd deploys: azure.yaml runs npm run package before packaging and deploys the folder it stages', async () => {
+    const { DEFAULT_STAGE } = await packageModule();
+    const azd = readFileSync(join(root, 'azure.yaml'), 'utf8');
+    expect(azd).toMatch(/prepackage:[\s\S]*run: npm run package/);
+    const dist = /^\s+dist: (\S+)$/m.exec(azd)?.[1];
+    expect(dist && join(root, dist)).toBe(DEFAULT_STAGE);
+  });
+
+  it(`is at most ${MAX_ZIP_BYTES / 1024 / 1024} MiB`, () => {
+    expect(zip.length).toBeLessThanOrEqual(MAX_ZIP_BYTES);
+  });
+
+  it('is sorted, dated 1980-01-01, with regular-file modes, and its entries verify (CRCs checked on read)', () => {
     expect(names).toEqual([...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
     expect(new Set(names).size).toBe(names.length);
     expect(entries.every((e) => e.dosDate === 0x21 && e.dosTime === 0)).toBe(true);
+    expect(entries.every((e) => e.mode === 0o100644)).toBe(true);
+    expect(entries.every((e) => e.madeBy >> 8 === 3 && (e.flags & 0x0800) === 0x0800)).toBe(true);
   });
 
-  it('runs from where it is unpacked: the functions load, the payloads compose, the event query reads', () => {
+  it('is reproducible: a second run, in another time zone, writes the same bytes', () => {
+    const previous = process.env.TZ;
+    process.env.TZ = 'Pacific/Auckland';
+    try {
+      expect(runPackage('again').equals(zip)).toBe(true);
+    } finally {
+      if (previous === undefined) delete process.env.TZ;
+      else process.env.TZ = previous;
+    }
+  }, 120_000);
+
+  it('runs from where it is unpacked: the functions load and register, the payloads compose, the event query reads', async () => {
     const app = join(work, 'unpacked');
     for (const entry of entries) {
       const target = join(app, entry.name);
       mkdirSync(dirname(target), { recursive: true });
       writeFileSync(target, entry.data);
     }
-    const script = `
-      for (const f of ['remediations', 'alerts', 'remediation-worker', 'relaxation-sweep']) await import('./dist/functions/' + f + '.js');
-      const { composeScript } = await import('./dist/src/payloads/compose.js');
-      const { eventQuery } = await import('./dist/src/alerts/event-query.js');
-      const { packageRoot } = await import('./dist/src/util/package-root.js');
-      console.log(JSON.stringify({ root: packageRoot(), probe: composeScript('probe').length, fix: composeScript('fix').length, query: eventQuery().length }));
-    `;
-    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: app, encoding: 'utf8', timeout: 60_000 });
+    const entryUrls = ['remediations', 'alerts', 'remediation-worker', 'relaxation-sweep'].map((f) => pathToFileURL(join(app, 'dist-bundle', 'functions', `${f}.mjs`)).href);
+    // Every entry, as the host imports them, then a handler that needs no Azure: the worker lets a malformed message go.
+    const functions = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const ms = []; for (const u of ${JSON.stringify(entryUrls)}) ms.push(await import(u));
+         await ms[2].remediationWorker({ not: 'a job' }, { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} });
+         console.log('ok');`,
+      ],
+      { cwd: tmpdir(), encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(functions.status, functions.stderr).toBe(0);
+    expect(functions.stdout).toContain('ok');
+    for (const name of ['remediations-post', 'remediations-post-allow', 'remediations-get', 'alerts', 'alert-worker', 'alert-poison', 'remediation-worker', 'remediation-poison', 'relaxation-sweep']) {
+      expect(functions.stderr).toContain(`register function "${name}"`);
+    }
+
+    // Code bundled the same way at the entries' depth finds the payloads and the query in the unpacked app.
+    const { bundleOptions } = (await import(pathToFileURL(join(root, 'tools', 'bundle.mjs')).href)) as { bundleOptions: () => BuildOptions };
+    const esbuild = await import('esbuild');
+    const probe = join(app, 'dist-bundle', 'probe', 'check.mjs');
+    await esbuild.build({
+      ...bundleOptions(),
+      metafile: false,
+      logLevel: 'silent',
+      stdin: {
+        contents: [
+          "import { packageRoot } from '../src/util/package-root.js';",
+          "import { composeScript } from '../src/payloads/compose.js';",
+          "import { eventQuery } from '../src/alerts/event-query.js';",
+          "console.log(JSON.stringify({ root: packageRoot(), probe: composeScript('probe').length, fix: composeScript('fix').length, query: eventQuery().length }));",
+        ].join('\n'),
+        resolveDir: join(root, 'functions'),
+        sourcefile: 'unpacked-check.ts',
+        loader: 'ts',
+      },
+      outfile: probe,
+    });
+    const result = spawnSync(process.execPath, [probe], { cwd: tmpdir(), encoding: 'utf8', timeout: 60_000 });
     expect(result.status, result.stderr).toBe(0);
-    const lines = result.stdout.trim().split('\n');
-    const loaded = JSON.parse(lines[lines.length - 1]!) as { root: string; probe: number; fix: number; query: number };
+    const loaded = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { root: string; probe: number; fix: number; query: number };
     expect(loaded.root).toBe(app);
     expect(loaded.probe).toBeGreaterThan(0);
     expect(loaded.fix).toBeGreaterThan(loaded.probe);
