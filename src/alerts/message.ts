@@ -12,7 +12,7 @@
  * finds its own admissions. What cannot be split is bounded at intake (ALERT_LIMITS in
  * classify.ts) and answered 413.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { MAX_RESOURCE_ID_LENGTH, parseVmResourceId, parseWorkspaceResourceId, type VmRef } from '../core/resource-id.js';
 import { PayloadTooLargeError } from '../errors.js';
 import type { AcceptedAlert } from './classify.js';

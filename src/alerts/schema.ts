@@ -3,7 +3,7 @@
  * official samples vary (nullable rule and targets in budget alerts, integer channels in
  * service health), strict where a decision depends on it.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const COMMON_ALERT_SCHEMA_ID = 'azureMonitorCommonAlertSchema';
 

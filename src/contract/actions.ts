@@ -4,7 +4,7 @@
  * setting change so TermService picks them all up at once. One list, shared by the
  * planner, the policy, the payload composer (as the PowerShell allow-list) and the emulator.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const ACTION_IDS = [
   'enable-tls12-server',

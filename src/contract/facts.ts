@@ -3,7 +3,7 @@
  * side turns facts into findings (src/core/diagnose.ts), so the rules live in one place.
  * The fix payload re-reads the same facts after its changes, as its verification.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const CertFactSchema = z.object({
   thumb: z.string().regex(/^[0-9A-F]{40}$/),

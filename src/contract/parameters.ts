@@ -8,7 +8,7 @@
  * and prints no result line. Every value that is sent must therefore be a plain token, and a
  * parameter with no value is not sent at all.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ActionIdSchema } from './actions.js';
 
 /**

@@ -3,7 +3,7 @@
  * payload tests all use these schemas; the line must stay within Run Command's 4,096-byte
  * output window.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ActionIdSchema } from './actions.js';
 import { RestoreSecurityLayerSchema, RestoreUserAuthenticationSchema } from './parameters.js';
 import { ProbeFactsSchema } from './facts.js';

@@ -9,7 +9,7 @@
  *   raises security, so it takes no permissions, and its VM is the one that remediation ran on.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PermissionSchema, type Permission } from '../contract/actions.js';
 import { RunIdSchema } from '../contract/parameters.js';
 import { InputValidationError } from '../errors.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** What a remediation may do: nothing, read-only probe and plan, or probe, fix and verify. */
 export const MODES = ['off', 'diagnose', 'repair'] as const;
