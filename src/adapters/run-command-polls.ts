@@ -10,7 +10,8 @@
  *   even for an empty script), nor before the Retry-After ARM sent;
  * - once it has seen enough runs of the same payload, polls at the quantiles of their
  *   durations (median, 80th, 95th), so most runs cost one or two polls, and after those every
- *   `intervalMs`;
+ *   `intervalMs`; until then at 1.5, 2 and 3 times the minimum (30, 40 and 60 s by default:
+ *   Run Command's runs mostly take 30-90 s);
  * - takes the output from the final status, where ARM returns it (`properties.output`), so no
  *   final GET is needed (the adapter does that part).
  * Durations come from ARM's own startTime/endTime on the final status, not from when we
@@ -23,6 +24,9 @@ export interface PollScheduleOptions {
   /** Between polls once the planned points are past (and when nothing is learned yet). */
   readonly intervalMs: number;
 }
+
+/** Poll points, as multiples of the minimum, before any durations are learned. */
+export const UNLEARNED_POINTS = [1.5, 2, 3] as const;
 
 /** Runs of one payload kind seen before planned polls replace the plain interval. */
 export const MIN_SAMPLES = 10;
@@ -37,7 +41,7 @@ export const POLL_QUANTILES = [0.5, 0.8, 0.95] as const;
  * `retryAfterMs` is the wait ARM asked for on its last answer, if any.
  */
 export function nextPollDelayMs(elapsedMs: number, planned: readonly number[], retryAfterMs: number | undefined, options: PollScheduleOptions): number {
-  const points = planned.length > 0 ? planned.map((t) => Math.max(t, options.minRunMs)) : [options.minRunMs];
+  const points = planned.length > 0 ? planned.map((t) => Math.max(t, options.minRunMs)) : UNLEARNED_POINTS.map((f) => f * options.minRunMs);
   // The next planned point still ahead; a point reached within a millisecond counts as passed.
   const ahead = points.filter((t) => t > elapsedMs + 1).sort((a, b) => a - b)[0];
   let at = ahead ?? elapsedMs + Math.max(1, options.intervalMs);

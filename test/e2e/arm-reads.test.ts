@@ -73,14 +73,15 @@ describe('Run Command polls', () => {
     const arm = gateway({ minRunMs: 100, pollIntervalMs: 30 });
     const durations = [150, 180, 200, 220, 250, 280, 300, 350, 400, 450];
     const vms = durations.map((ms) => addVm(sub, { runLatencyMs: ms }));
-    for (const vm of vms) await arm.runCommand(vm.ref, script()); // learning: polls every 30 ms after 100 ms
+    for (const vm of vms) await arm.runCommand(vm.ref, script()); // learning: at 150, 200 and 300 ms, then every 30 ms
     const learning = polls(sub).length;
     for (const vm of vms) await arm.runCommand(vm.ref, script());
     const learned = polls(sub).length - learning;
-    // Before: about (d - 100) / 30 + 1 polls a run; after: the median, 80th and 95th percentiles.
-    expect(learning).toBeGreaterThanOrEqual(60);
+    // Before: 1.5, 2 and 3 times the minimum, then every 30 ms (about 36 polls for these ten);
+    // after: the median, 80th and 95th percentiles of what was seen (about 17).
+    expect(learning).toBeGreaterThanOrEqual(30);
     expect(learned).toBeLessThanOrEqual(2 * durations.length);
-    expect(learned / learning).toBeLessThan(0.4);
+    expect(learned / learning).toBeLessThan(0.6);
   });
 });
 
@@ -117,10 +118,12 @@ describe('pacing by ARM’s answers', () => {
     return { throttled: requests.filter((r) => r.status === 429).length, total: requests.length };
   }
 
-  it('keeps 429s under 2 % where a fixed per-instance limit at the full budget meets many', async () => {
+  it('keeps 429s to a few percent where a fixed per-instance limit at the full budget meets many', async () => {
     const paced = await twoInstances('headers', '00000000-0000-0000-0000-0000000011c1');
     const fixed = await twoInstances('static', '00000000-0000-0000-0000-0000000011c2');
-    expect(paced.throttled / paced.total).toBeLessThan(0.02);
-    expect(fixed.throttled).toBeGreaterThan(10 * Math.max(1, paced.throttled));
+    // (Typically 0-1 of about 340 requests paced, against 150 or more with fixed limits; the
+    // bounds leave room for a loaded CI machine, where answers come back later.)
+    expect(paced.throttled / paced.total, JSON.stringify({ paced, fixed })).toBeLessThan(0.03);
+    expect(fixed.throttled, JSON.stringify({ paced, fixed })).toBeGreaterThan(5 * Math.max(1, paced.throttled));
   });
 });

@@ -4,10 +4,13 @@ import { MIN_SAMPLES, nextPollDelayMs, operationDurationMs, quantile, RunDuratio
 const options = { minRunMs: 20_000, intervalMs: 10_000 };
 
 describe('nextPollDelayMs', () => {
-  it('polls first at the known minimum, then every interval, while nothing is learned', () => {
-    expect(nextPollDelayMs(0, [], undefined, options)).toBe(20_000);
-    expect(nextPollDelayMs(20_000, [], undefined, options)).toBe(10_000);
-    expect(nextPollDelayMs(35_000, [], undefined, options)).toBe(10_000);
+  it('polls at 1.5, 2 and 3 times the known minimum, then every interval, while nothing is learned', () => {
+    expect(nextPollDelayMs(0, [], undefined, options)).toBe(30_000);
+    expect(nextPollDelayMs(30_000, [], undefined, options)).toBe(10_000);
+    expect(nextPollDelayMs(40_000, [], undefined, options)).toBe(20_000);
+    expect(nextPollDelayMs(60_000, [], undefined, options)).toBe(10_000);
+    // No known minimum: every interval from the start.
+    expect(nextPollDelayMs(0, [], undefined, { minRunMs: 0, intervalMs: 50 })).toBe(50);
   });
 
   it('polls at the planned points once learned, never before the minimum, then every interval', () => {
@@ -21,8 +24,8 @@ describe('nextPollDelayMs', () => {
   });
 
   it("waits at least ARM's Retry-After, and ignores a zero one", () => {
-    expect(nextPollDelayMs(0, [], 30_000, options)).toBe(30_000);
-    expect(nextPollDelayMs(20_000, [], 2_000, options)).toBe(10_000);
+    expect(nextPollDelayMs(0, [], 45_000, options)).toBe(45_000);
+    expect(nextPollDelayMs(30_000, [], 2_000, options)).toBe(10_000);
     expect(nextPollDelayMs(0, [], 0, { minRunMs: 0, intervalMs: 50 })).toBe(50);
   });
 
