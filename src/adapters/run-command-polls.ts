@@ -10,8 +10,9 @@
  *   even for an empty script), nor before the Retry-After ARM sent;
  * - once it has seen enough runs of the same payload, polls at the quantiles of their
  *   durations (median, 80th, 95th), so most runs cost one or two polls, and after those every
- *   `intervalMs`; until then at 1.5, 2 and 3 times the minimum (30, 40 and 60 s by default:
- *   Run Command's runs mostly take 30-90 s);
+ *   `intervalMs`; until then at 1.75, 2.5 and 4 times the minimum (35, 50 and 80 s at the
+ *   default 20 s), where those quantiles fall for Run Command's usual durations (about 20 s at
+ *   least, a median near 35 s, most within 90 s);
  * - takes the output from the final status, where ARM returns it (`properties.output`), so no
  *   final GET is needed (the adapter does that part).
  * Durations come from ARM's own startTime/endTime on the final status, not from when we
@@ -26,10 +27,13 @@ export interface PollScheduleOptions {
 }
 
 /** Poll points, as multiples of the minimum, before any durations are learned. */
-export const UNLEARNED_POINTS = [1.5, 2, 3] as const;
+export const UNLEARNED_POINTS = [1.75, 2.5, 4] as const;
 
-/** Runs of one payload kind seen before planned polls replace the plain interval. */
-export const MIN_SAMPLES = 10;
+/**
+ * Runs of one payload kind seen before their quantiles replace UNLEARNED_POINTS. The first runs
+ * to end are the quick ones, so too few would plan polls too early for the runs still going.
+ */
+export const MIN_SAMPLES = 20;
 /** The most recent durations kept per payload kind. */
 export const HISTORY_SIZE = 200;
 /** Where the planned polls go, as quantiles of the durations seen. */

@@ -4,11 +4,11 @@ import { MIN_SAMPLES, nextPollDelayMs, operationDurationMs, quantile, RunDuratio
 const options = { minRunMs: 20_000, intervalMs: 10_000 };
 
 describe('nextPollDelayMs', () => {
-  it('polls at 1.5, 2 and 3 times the known minimum, then every interval, while nothing is learned', () => {
-    expect(nextPollDelayMs(0, [], undefined, options)).toBe(30_000);
-    expect(nextPollDelayMs(30_000, [], undefined, options)).toBe(10_000);
-    expect(nextPollDelayMs(40_000, [], undefined, options)).toBe(20_000);
-    expect(nextPollDelayMs(60_000, [], undefined, options)).toBe(10_000);
+  it('polls at 1.75, 2.5 and 4 times the known minimum, then every interval, while nothing is learned', () => {
+    expect(nextPollDelayMs(0, [], undefined, options)).toBe(35_000);
+    expect(nextPollDelayMs(35_000, [], undefined, options)).toBe(15_000);
+    expect(nextPollDelayMs(50_000, [], undefined, options)).toBe(30_000);
+    expect(nextPollDelayMs(80_000, [], undefined, options)).toBe(10_000);
     // No known minimum: every interval from the start.
     expect(nextPollDelayMs(0, [], undefined, { minRunMs: 0, intervalMs: 50 })).toBe(50);
   });
@@ -25,7 +25,7 @@ describe('nextPollDelayMs', () => {
 
   it("waits at least ARM's Retry-After, and ignores a zero one", () => {
     expect(nextPollDelayMs(0, [], 45_000, options)).toBe(45_000);
-    expect(nextPollDelayMs(30_000, [], 2_000, options)).toBe(10_000);
+    expect(nextPollDelayMs(35_000, [], 2_000, options)).toBe(15_000);
     expect(nextPollDelayMs(0, [], 0, { minRunMs: 0, intervalMs: 50 })).toBe(50);
   });
 
