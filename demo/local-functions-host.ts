@@ -36,6 +36,17 @@ export interface LocalHostOptions {
   readonly pollIntervalMs?: number;
   /** host.json queues.maxPollingInterval. */
   readonly maxPollIntervalMs?: number;
+  /**
+   * When set, a failed invocation's message becomes visible again after this many seconds (the
+   * Functions host's visibilityTimeout, its retry delay) rather than after the lease's
+   * visibilityTimeoutSeconds; the lease keeps running invocations hidden either way.
+   */
+  readonly failureVisibilitySeconds?: number;
+  /**
+   * Keep polling when a receive (or a move to the poison queue) fails, as the Functions host
+   * does, after the poll back-off, instead of ending the loop with the error. Default false.
+   */
+  readonly survivePollErrors?: boolean;
   readonly log?: (functionName: string, level: string, message: string) => void;
 }
 
@@ -88,7 +99,15 @@ export class LocalFunctionsHost {
         await Promise.race(running);
         continue;
       }
-      const received = await binding.queue.receiveMessages({ numberOfMessages: batchSize, visibilityTimeout: this.options.visibilityTimeoutSeconds ?? 30 });
+      let received: Awaited<ReturnType<QueueClient['receiveMessages']>>;
+      try {
+        received = await binding.queue.receiveMessages({ numberOfMessages: batchSize, visibilityTimeout: this.options.visibilityTimeoutSeconds ?? 30 });
+      } catch (error) {
+        if (!this.options.survivePollErrors) throw error;
+        this.options.log?.(binding.functionName, 'error', `receive failed: ${String(error)}`);
+        await new Promise((r) => setTimeout(r, maxWait));
+        continue;
+      }
       if (received.receivedMessageItems.length === 0) {
         await new Promise((r) => setTimeout(r, wait));
         wait = Math.min(maxWait, wait * 2);
@@ -97,7 +116,11 @@ export class LocalFunctionsHost {
       wait = minWait;
       for (const item of received.receivedMessageItems) {
         this.inFlight++;
-        const task = this.invoke(binding, item, maxDequeueCount).finally(() => {
+        const invocation = this.invoke(binding, item, maxDequeueCount);
+        const guarded = this.options.survivePollErrors
+          ? invocation.catch((error: unknown) => this.options.log?.(binding.functionName, 'error', `message handling failed: ${String(error)}`))
+          : invocation;
+        const task = guarded.finally(() => {
           this.inFlight--;
           running.delete(task);
         });
@@ -149,6 +172,12 @@ export class LocalFunctionsHost {
     } catch (error) {
       this.options.log?.(binding.functionName, 'error', `invocation failed (attempt ${item.dequeueCount}): ${String(error)}`);
       // Left in the queue: it becomes visible again after the visibility timeout.
+      const retryAfter = this.options.failureVisibilitySeconds;
+      if (retryAfter !== undefined) {
+        clearInterval(renewal);
+        await renewing;
+        await binding.queue.updateMessage(item.messageId, popReceipt, undefined, retryAfter).catch(() => undefined);
+      }
     } finally {
       clearInterval(renewal);
       this.invocations.push({ functionName: binding.functionName, dequeueCount: item.dequeueCount, ok });
@@ -198,6 +227,29 @@ export async function runWorkerProcess(env: NodeJS.ProcessEnv = process.env, out
   out('ready');
   await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
   await host.stop();
+}
+
+/**
+ * All four queue functions of the app (remediation-worker, remediation-poison, alert-worker,
+ * alert-poison) bound to their queues in the storage account the connection string names, as
+ * demo/stack.ts binds them: for a process that hosts the whole function app (the storm
+ * benchmark's instances). The function modules are imported here, not at the top, so that
+ * importing the host does not load the app.
+ */
+export async function appQueueBindings(connectionString: string): Promise<QueueBinding[]> {
+  const [{ remediationPoison, remediationWorker }, { alertPoison, alertWorker }, { queueClient }, { ALERT_POISON_QUEUE_NAME, ALERT_QUEUE_NAME, POISON_QUEUE_NAME, QUEUE_NAME }] = await Promise.all([
+    import('../functions/remediation-worker.js'),
+    import('../functions/alerts.js'),
+    import('../src/adapters/storage.js'),
+    import('../src/config.js'),
+  ]);
+  const connection = { kind: 'connection-string' as const, connectionString };
+  return [
+    { functionName: 'remediation-worker', queue: queueClient(connection, QUEUE_NAME), poison: queueClient(connection, POISON_QUEUE_NAME), handler: remediationWorker },
+    { functionName: 'remediation-poison', queue: queueClient(connection, POISON_QUEUE_NAME), handler: remediationPoison },
+    { functionName: 'alert-worker', queue: queueClient(connection, ALERT_QUEUE_NAME), poison: queueClient(connection, ALERT_POISON_QUEUE_NAME), handler: alertWorker },
+    { functionName: 'alert-poison', queue: queueClient(connection, ALERT_POISON_QUEUE_NAME), handler: alertPoison },
+  ];
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

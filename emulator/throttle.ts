@@ -88,10 +88,22 @@ export class TokenBuckets {
   }
 }
 
-/** Forces the next `count` matching ARM responses to fail, before routing and throttling. */
+/**
+ * Forces the next `count` matching ARM responses to fail, before routing and throttling; with a
+ * `probability`, each matching request fails with that chance instead, until `count` have.
+ */
 export interface ArmFault {
   readonly status: 429 | 503;
+  /** Faults to apply; `Infinity` keeps a probabilistic fault for the emulator's lifetime. */
   readonly count: number;
+  /**
+   * Chance (0 to 1) that a matching request gets this fault, drawn from a PRNG seeded with
+   * `seed`, so a benchmark's faults are the same run after run. Omitted: every matching request
+   * (the next `count`) gets it.
+   */
+  readonly probability?: number;
+  /** Seed of the probability's PRNG (any integer). Default 1. */
+  readonly seed?: number;
   /** Retry-After in seconds (0 and fractions allowed, for fast tests). Omitted: no Retry-After header. */
   readonly retryAfterSeconds?: number;
   /** Only reads (GET) or only writes (POST...). Default: any request. */
@@ -101,27 +113,50 @@ export interface ArmFault {
 }
 
 export class FaultQueue {
-  private readonly faults: { fault: ArmFault; left: number }[] = [];
+  private readonly faults: { fault: ArmFault; left: number; draw: (() => number) | null }[] = [];
 
   public add(fault: ArmFault): void {
-    if (fault.count > 0) this.faults.push({ fault, left: fault.count });
+    if (fault.probability !== undefined && !(fault.probability >= 0 && fault.probability <= 1)) throw new RangeError(`fault probability ${fault.probability} is not between 0 and 1`);
+    if (fault.count > 0) this.faults.push({ fault, left: fault.count, draw: fault.probability === undefined ? null : seededUniform(fault.seed ?? 1) });
   }
 
   public clear(): void {
     this.faults.length = 0;
   }
 
+  /** Faults still to apply (Infinity while a probabilistic fault without a count is in place). */
   public get pending(): number {
     return this.faults.reduce((n, f) => n + f.left, 0);
   }
 
-  /** The fault to apply to this request, if any, consuming one of its count. */
+  /**
+   * The fault to apply to this request, if any, consuming one of its count. A probabilistic
+   * fault that matches but does not fire this time lets the next matching fault be considered.
+   */
   public take(type: OperationType, path: string): ArmFault | undefined {
-    const at = this.faults.findIndex((f) => (f.fault.match === undefined || f.fault.match === type) && (f.fault.path === undefined || new RegExp(f.fault.path.source, 'i').test(path)));
-    const entry = at >= 0 ? this.faults[at] : undefined;
-    if (entry === undefined) return undefined;
-    entry.left -= 1;
-    if (entry.left <= 0) this.faults.splice(at, 1);
-    return entry.fault;
+    for (let at = 0; at < this.faults.length; at++) {
+      const entry = this.faults[at];
+      if (entry === undefined) continue;
+      const { fault } = entry;
+      if (fault.match !== undefined && fault.match !== type) continue;
+      if (fault.path !== undefined && !new RegExp(fault.path.source, 'i').test(path)) continue;
+      if (entry.draw !== null && entry.draw() >= (fault.probability ?? 1)) continue;
+      entry.left -= 1;
+      if (entry.left <= 0) this.faults.splice(at, 1);
+      return fault;
+    }
+    return undefined;
   }
+}
+
+/** mulberry32: a small, fast 32-bit PRNG; uniform in [0, 1). Good enough to pick which requests fail. */
+function seededUniform(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
 }
