@@ -149,8 +149,8 @@ export class FaultQueue {
   }
 }
 
-/** mulberry32: a small, fast 32-bit PRNG; uniform in [0, 1). Good enough to pick which requests fail. */
-function seededUniform(seed: number): () => number {
+/** mulberry32: a small, fast 32-bit PRNG; uniform in [0, 1). Good enough to pick which requests fail, or to draw a benchmark's run durations. */
+export function seededUniform(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

@@ -9,6 +9,8 @@
  * value for a run without exchanging it, and a re-run of the benchmark gets the same storm.
  */
 
+import { seededUniform } from '../../emulator/throttle.js';
+
 export const RUN_DURATION = {
   minSeconds: 20,
   /** exp(0.8·Z) has median 1, so the median duration is min + scale. */
@@ -31,17 +33,6 @@ function hash32(text: string): number {
   return h >>> 0;
 }
 
-/** mulberry32: uniform in [0, 1). */
-export function seededUniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** A PRNG for one named purpose of one benchmark run (shuffles, fault seeds). */
 export function namedUniform(seed: number, name: string): () => number {
