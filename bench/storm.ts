@@ -362,6 +362,8 @@ interface ScenarioResult {
     readonly reads: number;
     readonly writes: number;
     readonly readsPerVm: number;
+    /** Reads per VM by what they were for: vm (GET, reconcile), list (pages), poll, location. */
+    readonly readsPerVmByKind: Readonly<Record<string, number>>;
     readonly writesPerVm: number;
     readonly throttled429: number;
     readonly throttled429Share: number;
@@ -666,6 +668,7 @@ async function measureScenario(
         reads: total.reads,
         writes: total.writes,
         readsPerVm: round(readsPerVm),
+        readsPerVmByKind: Object.fromEntries(Object.entries(total.readsByKind).map(([kind, n]) => [kind, round(n / Math.max(1, vms))])),
         writesPerVm: round(total.writes / Math.max(1, vms)),
         throttled429: total.throttled429,
         throttled429Share: round(share429 * 100, 3),

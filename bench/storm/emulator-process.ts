@@ -27,13 +27,23 @@ function running(): Emulator {
   return emulator;
 }
 
-const emptyCounts = () => ({ requests: 0, reads: 0, writes: 0, throttled429: 0, injected429: 0, injected503: 0, otherErrors: {} as Record<string, number>, runCommandPosts: 0, runCommandPostsAccepted: 0 });
+const emptyCounts = () => ({ requests: 0, reads: 0, writes: 0, readsByKind: {} as Record<string, number>, throttled429: 0, injected429: 0, injected503: 0, otherErrors: {} as Record<string, number>, runCommandPosts: 0, runCommandPostsAccepted: 0 });
 type Counts = ReturnType<typeof emptyCounts>;
+
+/** What a read was for: a VM (GET, reconcile's instance view too), a listing page, or a poll of a run (its status, or the Location). */
+function readKind(r: ArmRequestRecord): string {
+  if (/\/operations\/[^/]+$/i.test(r.path)) return r.query['monitor'] === undefined ? 'poll' : 'location';
+  if (/\/providers\/microsoft\.compute\/virtualmachines$/i.test(r.path)) return 'list';
+  return 'vm';
+}
 
 function count(counts: Counts, r: ArmRequestRecord): void {
   counts.requests++;
-  if (r.operationType === 'read') counts.reads++;
-  else counts.writes++;
+  if (r.operationType === 'read') {
+    counts.reads++;
+    const kind = readKind(r);
+    counts.readsByKind[kind] = (counts.readsByKind[kind] ?? 0) + 1;
+  } else counts.writes++;
   if (r.status === 429) {
     if (r.injected) counts.injected429++;
     else counts.throttled429++;

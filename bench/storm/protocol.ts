@@ -63,6 +63,8 @@ export type FaultSpec = z.infer<typeof FaultSpecSchema>;
 const CountsSchema = z.object({
   requests: z.number(),
   reads: z.number(),
+  /** Reads by what they were for: vm, list, poll, location. */
+  readsByKind: z.record(z.string(), z.number()),
   writes: z.number(),
   /** 429s from the token buckets (not injected). */
   throttled429: z.number(),
