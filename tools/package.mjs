@@ -154,21 +154,11 @@ function deployedPackageJson(pkg) {
 }
 
 /**
- * Runs the checks the staged app must pass: it imports nothing from node_modules, every entry
- * and every lazily loaded chunk loads with the stage as the working folder, and code bundled the
- * same way finds the payloads and the event query from the bundle's folder depth.
+ * Bundles, with the app's own options, a probe that prints where packageRoot() ends and the
+ * sizes of the composed payloads and the event query. Put at the entries' depth
+ * (dist-bundle/probe/), it walks up from there as a chunk does.
  */
-async function checkStage(stage, metafile) {
-  const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
-  const external = Object.entries(metafile.outputs).flatMap(([output, o]) =>
-    o.imports.filter((i) => i.external && !builtins.has(i.path) && !EXTERNAL.includes(i.path)).map((i) => `${output} imports ${i.path}`),
-  );
-  if (external.length > 0) throw new Error(`the bundle imports packages at run time, which the package does not ship:\n${external.join('\n')}`);
-
-  const functionsDir = join(stage, 'dist-bundle', 'functions');
-  const modules = listFiles(functionsDir, functionsDir).map((f) => join(functionsDir, f));
-  // A probe at the entries' depth, bundled with the same options: packageRoot() walks up from it as from a chunk.
-  const probe = join(stage, 'dist-bundle', 'probe', 'check.mjs');
+export async function buildRootProbe(outfile) {
   await esbuild.build({
     ...bundleOptions(),
     metafile: false,
@@ -184,8 +174,26 @@ async function checkStage(stage, metafile) {
       sourcefile: 'package-check.ts',
       loader: 'ts',
     },
-    outfile: probe,
+    outfile,
   });
+}
+
+/**
+ * Runs the checks the staged app must pass: it imports nothing from node_modules, every entry
+ * and every lazily loaded chunk loads with the stage as the working folder, and code bundled the
+ * same way finds the payloads and the event query from the bundle's folder depth.
+ */
+async function checkStage(stage, metafile) {
+  const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+  const external = Object.entries(metafile.outputs).flatMap(([output, o]) =>
+    o.imports.filter((i) => i.external && !builtins.has(i.path) && !EXTERNAL.includes(i.path)).map((i) => `${output} imports ${i.path}`),
+  );
+  if (external.length > 0) throw new Error(`the bundle imports packages at run time, which the package does not ship:\n${external.join('\n')}`);
+
+  const functionsDir = join(stage, 'dist-bundle', 'functions');
+  const modules = listFiles(functionsDir, functionsDir).map((f) => join(functionsDir, f));
+  const probe = join(stage, 'dist-bundle', 'probe', 'check.mjs');
+  await buildRootProbe(probe);
   try {
     const source = [...modules.map((file) => `await import(${JSON.stringify(pathToFileURL(file).href)});`), `await import(${JSON.stringify(pathToFileURL(probe).href)});`].join('\n');
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', source], { cwd: stage, encoding: 'utf8', timeout: 60_000 });

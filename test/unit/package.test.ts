@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { crc32, inflateRawSync } from 'node:zlib';
-import type { BuildOptions } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -292,26 +291,9 @@ describe('npm run package', () => {
     }
 
     // Code bundled the same way at the entries' depth finds the payloads and the query in the unpacked app.
-    const { bundleOptions } = (await import(pathToFileURL(join(root, 'tools', 'bundle.mjs')).href)) as { bundleOptions: () => BuildOptions };
-    const esbuild = await import('esbuild');
+    const { buildRootProbe } = (await import(pathToFileURL(join(root, 'tools', 'package.mjs')).href)) as { buildRootProbe: (outfile: string) => Promise<void> };
     const probe = join(app, 'dist-bundle', 'probe', 'check.mjs');
-    await esbuild.build({
-      ...bundleOptions(),
-      metafile: false,
-      logLevel: 'silent',
-      stdin: {
-        contents: [
-          "import { packageRoot } from '../src/util/package-root.js';",
-          "import { composeScript } from '../src/payloads/compose.js';",
-          "import { eventQuery } from '../src/alerts/event-query.js';",
-          "console.log(JSON.stringify({ root: packageRoot(), probe: composeScript('probe').length, fix: composeScript('fix').length, query: eventQuery().length }));",
-        ].join('\n'),
-        resolveDir: join(root, 'functions'),
-        sourcefile: 'unpacked-check.ts',
-        loader: 'ts',
-      },
-      outfile: probe,
-    });
+    await buildRootProbe(probe);
     const result = spawnSync(process.execPath, [probe], { cwd: tmpdir(), encoding: 'utf8', timeout: 60_000 });
     expect(result.status, result.stderr).toBe(0);
     const loaded = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { root: string; probe: number; fix: number; query: number };
