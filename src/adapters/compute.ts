@@ -486,14 +486,21 @@ export class RunCommandOperationFailedError extends Error {
   }
 }
 
+/**
+ * The wait a 202 or a poll answer asks for before the next poll (Retry-After in seconds); none
+ * when absent, zero or unreadable. (pacing.ts's retryAfterMs reads the one a 429/503 carries.)
+ */
+function pollRetryAfterMs(response: PipelineResponse): number | undefined {
+  const seconds = Number(response.headers.get('retry-after'));
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
+}
+
 function acceptedAnswer(response: PipelineResponse): AcceptedAnswer {
-  const retryAfter = response.headers.get('retry-after');
-  const seconds = retryAfter === undefined ? Number.NaN : Number(retryAfter);
   return {
     at: Date.now(),
     asyncOperation: response.headers.get('azure-asyncoperation') ?? undefined,
     location: response.headers.get('location') ?? undefined,
-    retryAfterMs: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined,
+    retryAfterMs: pollRetryAfterMs(response),
   };
 }
 
@@ -518,8 +525,7 @@ type OperationStatus =
 
 /** What one poll answer says; an answer that is not a status (4xx/5xx after retries, no JSON) throws a RestError. */
 export function readOperationStatus(response: PipelineResponse, asyncOperation: boolean): OperationStatus {
-  const retryAfter = Number(response.headers.get('retry-after'));
-  const retryAfterMs = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined;
+  const retryAfterMs = pollRetryAfterMs(response);
   const text = response.bodyAsText ?? '';
   const json = (): unknown => {
     try {
