@@ -53,8 +53,6 @@ export async function startAzurite(): Promise<Azurite> {
       '--inMemoryPersistence',
       '--silent',
       '--disableTelemetry',
-      // Current storage SDKs send a newer x-ms-version than Azurite knows.
-      '--skipApiVersionCheck',
       '--extentMemoryLimit',
       '64',
       '--blobHost',
