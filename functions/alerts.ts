@@ -7,16 +7,17 @@
  * Targets that break Azure's naming rules are skipped and listed in the answer. The alert
  * worker then resolves the targets and admits one remediation job per VM.
  */
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { classifyAlert } from '../src/alerts/classify.js';
 import { fromAlertMessage, splitAlert } from '../src/alerts/message.js';
+import type { AcceptedAlert } from '../src/alerts/classify.js';
 import { processAlert } from '../src/alerts/process.js';
 import { dependency } from '../src/app/intake.js';
-import { getServices } from '../src/app/services.js';
-import { httpAuth } from '../src/auth/http.js';
-import { ALERT_POISON_QUEUE_NAME, ALERT_QUEUE_NAME } from '../src/config.js';
+import { getServices, type Services } from '../src/app/services.js';
+import { ALERT_POISON_QUEUE_NAME } from '../src/config.js';
 import { ConfigurationError } from '../src/errors.js';
 import { failure, json, problem, readJson } from './http.js';
+import { queueHandler, type LogEntry, type ParsedMessage } from './queue-handler.js';
 
 /**
  * A common-alert-schema body is a few KiB; one naming the most targets intake accepts
@@ -74,42 +75,50 @@ export async function postAlert(request: HttpRequest, context: InvocationContext
   }
 }
 
-export async function alertWorker(message: unknown, context: InvocationContext): Promise<void> {
-  const parsed = fromAlertMessage(message);
-  if (!parsed.success) {
-    context.error(JSON.stringify({ event: 'alert.invalid-message', error: parsed.error }));
-    return;
-  }
-  const services = getServices();
-  const { queue } = services;
-  if (!queue) throw new ConfigurationError('no remediation queue configured');
-  const result = await processAlert(parsed.alert, {
-    logs: services.logs,
-    admissions: services.admissions,
-    store: services.store,
-    dispatch: (job) => queue.enqueue(job),
-    mode: services.config.alerts.mode,
-    dedupe: services.config.alerts.dedupe,
-  });
-  context.info(JSON.stringify({ event: 'alert.processed', ...result }));
+/** An alert as the webhook queued it. */
+interface QueuedAlert {
+  readonly alert: AcceptedAlert;
+  readonly receivedAt: string;
 }
 
-/** Alerts the worker failed on every attempt: recorded in the audit trail with the reason. */
-export async function alertPoison(message: unknown, context: InvocationContext): Promise<void> {
+/** An alert message as the webhook queued it, or why it cannot be read. */
+function parseAlertMessage(message: unknown): ParsedMessage<QueuedAlert> {
   const parsed = fromAlertMessage(message);
-  const alertId = parsed.success ? parsed.alert.alertId : 'unparseable';
-  const { store } = getServices();
+  return parsed.success ? { success: true, data: { alert: parsed.alert, receivedAt: parsed.receivedAt } } : parsed;
+}
+
+export const alertWorker = queueHandler<QueuedAlert>({
+  invalidEvent: 'alert.invalid-message',
+  parse: parseAlertMessage,
+  handle: async ({ alert }, services) => {
+    const { queue } = services;
+    if (!queue) throw new ConfigurationError('no remediation queue configured');
+    const result = await processAlert(alert, {
+      logs: services.logs,
+      admissions: services.admissions,
+      store: services.store,
+      dispatch: (job) => queue.enqueue(job),
+      mode: services.config.alerts.mode,
+      dedupe: services.config.alerts.dedupe,
+    });
+    return { level: 'info', event: 'alert.processed', fields: { ...result } };
+  },
+});
+
+/** Alerts the worker failed on every attempt: recorded in the audit trail with the reason, parseable or not. */
+async function recordAlertPoison(alertId: string, { store }: Services, message: unknown): Promise<LogEntry> {
   await store.recordPoison({
     kind: 'alert',
     key: alertId,
     reason: `the alert worker failed on every attempt; moved to ${ALERT_POISON_QUEUE_NAME}`,
     message: JSON.stringify(message).slice(0, 8_000),
   });
-  context.error(JSON.stringify({ event: 'alert.poison', alertId }));
+  return { level: 'error', event: 'alert.poison', fields: { alertId } };
 }
 
-// The alerts function's own key (or the Entra secure webhook, AUTH_ALERTS=entra): see src/auth/http.ts.
-const alertsAuth = httpAuth('alerts');
-app.http('alerts', { methods: ['POST'], authLevel: alertsAuth.authLevel, route: 'alerts', handler: alertsAuth.guard('alerts', postAlert) });
-app.storageQueue('alert-worker', { queueName: ALERT_QUEUE_NAME, connection: 'AzureWebJobsStorage', handler: alertWorker });
-app.storageQueue('alert-poison', { queueName: ALERT_POISON_QUEUE_NAME, connection: 'AzureWebJobsStorage', handler: alertPoison });
+export const alertPoison = queueHandler<QueuedAlert>({
+  invalidEvent: 'alert.poison',
+  parse: parseAlertMessage,
+  handle: ({ alert }, services, _context, message) => recordAlertPoison(alert.alertId, services, message),
+  onInvalid: (_error, services, _context, message) => recordAlertPoison('unparseable', services, message),
+});

@@ -9,7 +9,7 @@
  * (`isPastDue`). Either way a second tick over the same entries queues the same restores,
  * which the worker runs once.
  */
-import { app, type InvocationContext, type Timer } from '@azure/functions';
+import type { InvocationContext, Timer } from '@azure/functions';
 import { getServices, type Services } from '../src/app/services.js';
 import { ConfigurationError } from '../src/errors.js';
 import { sweepExpiredRelaxations } from '../src/pipeline/relaxation-sweep.js';
@@ -34,5 +34,3 @@ export function relaxationSweepWith(services: () => Services) {
 }
 
 export const relaxationSweep = relaxationSweepWith(getServices);
-
-app.timer('relaxation-sweep', { schedule: RELAXATION_SWEEP_SCHEDULE, handler: relaxationSweep });

@@ -10,82 +10,76 @@
  * 10 minutes and renews that while the invocation runs). The VM's lease (90 s, renewed every
  * 30 s) has run out by then, so the new delivery resumes at once.
  */
-import { app, type InvocationContext } from '@azure/functions';
-import { getServices, remediationDeps } from '../src/app/services.js';
-import { POISON_QUEUE_NAME, QUEUE_NAME } from '../src/config.js';
-import { parseJobMessage } from '../src/core/job.js';
+import { remediationDeps } from '../src/app/services.js';
+import { POISON_QUEUE_NAME } from '../src/config.js';
+import { parseJobMessage, type Job } from '../src/core/job.js';
 import { requestPartOf, type RemediationRecord } from '../src/core/outcome.js';
 import { RecordVersionConflictError } from '../src/adapters/remediation-store.js';
 import { RetryLaterError } from '../src/errors.js';
 import { queuedRecord, runRemediation } from '../src/pipeline/remediate.js';
 import { relaxationDueAfter } from '../src/pipeline/restore.js';
 import { isSecurityLowering, type ActionId } from '../src/contract/actions.js';
+import { queueHandler, withMessage, type LogEntry } from './queue-handler.js';
 
-export async function remediationWorker(message: unknown, context: InvocationContext): Promise<void> {
-  const parsed = parseJobMessage(message);
-  if (!parsed.success) {
-    // Retrying a malformed message cannot help; log it loudly and let it go.
-    context.error(JSON.stringify({ event: 'remediation.invalid-message', error: parsed.error.message }));
-    return;
-  }
-  const job = parsed.data;
-  const services = getServices();
-  try {
-    const record = await runRemediation(
-      job,
-      remediationDeps(services, {
-        deferThrottledMs: THROTTLED_RETRY_MS,
-        onProgress: (e) => context.debug(JSON.stringify({ event: 'remediation.progress', id: job.id, ...flatten(e) })),
-      }),
-    );
-    logOutcome(record, context);
-  } catch (error) {
-    if (!(error instanceof RetryLaterError) || !services.queue) throw error;
-    // A fresh message with a delay, rather than a failed attempt that counts towards the poison queue.
-    await services.queue.enqueue(job, { delaySeconds: error.delayMs / 1000 });
-    context.warn(JSON.stringify({ event: 'remediation.deferred', id: job.id, reason: error.message, delayMs: error.delayMs }));
-  }
-}
+export const remediationWorker = queueHandler<Job>({
+  invalidEvent: 'remediation.invalid-message',
+  parse: (message) => withMessage(parseJobMessage(message)),
+  handle: async (job, services, context) => {
+    try {
+      const record = await runRemediation(
+        job,
+        remediationDeps(services, {
+          deferThrottledMs: THROTTLED_RETRY_MS,
+          onProgress: (e) => context.debug(JSON.stringify({ event: 'remediation.progress', id: job.id, ...flatten(e) })),
+        }),
+      );
+      return outcomeEntry(record);
+    } catch (error) {
+      if (!(error instanceof RetryLaterError) || !services.queue) throw error;
+      // A fresh message with a delay, rather than a failed attempt that counts towards the poison queue.
+      await services.queue.enqueue(job, { delaySeconds: error.delayMs / 1000 });
+      return { level: 'warn', event: 'remediation.deferred', fields: { id: job.id, reason: error.message, delayMs: error.delayMs } };
+    }
+  },
+});
 
 /** How long a job ARM throttled beyond the SDK's retries waits before it is tried again. */
 const THROTTLED_RETRY_MS = 30_000;
 
-export async function remediationPoison(message: unknown, context: InvocationContext): Promise<void> {
-  const parsed = parseJobMessage(message);
-  if (!parsed.success) {
-    context.error(JSON.stringify({ event: 'remediation.poison-invalid', error: parsed.error.message }));
-    return;
-  }
-  const job = parsed.data;
-  const { store, lock } = getServices();
-  const poisonEntry = { kind: 'remediation' as const, key: job.id, reason: 'the worker failed on every attempt', message: JSON.stringify(message).slice(0, 8_000) };
-  if ((await lock.holder(job.vm.key)) === job.id) {
-    // Another delivery of this job (a second message for it) is alive and renews the VM's
-    // lease: it completes the record itself, and may be posting the fix right now.
-    await store.recordPoison(poisonEntry);
-    context.warn(JSON.stringify({ event: 'remediation.poison-while-running', id: job.id }));
-    return;
-  }
-  for (let tries = 1; ; tries++) {
-    const stored = await store.read(job.id);
-    const existing = stored?.record ?? queuedRecord(job);
-    if (existing.state === 'completed') break; // it finished after all; nothing to add
-    const record = poisoned(existing);
-    try {
-      // A restore that gave up leaves its remediation's relaxation in force: the sweep tries again.
-      const due = record.state === 'completed' ? relaxationDueAfter(job, record.outcome) : undefined;
-      if (due) await store.addRelaxationDue(due);
-      if (stored) await store.save(record, { ifVersion: stored.version });
-      else if ((await store.create(record)).record.state !== 'completed') continue; // a worker wrote it first: look again
-      logOutcome(record, context);
-      break;
-    } catch (error) {
-      // Changed meanwhile (a duplicate counted, a late write of the worker): look again.
-      if (!(error instanceof RecordVersionConflictError) || tries >= 5) throw error;
+export const remediationPoison = queueHandler<Job>({
+  invalidEvent: 'remediation.poison-invalid',
+  parse: (message) => withMessage(parseJobMessage(message)),
+  handle: async (job, { store, lock }, _context, message) => {
+    const poisonEntry = { kind: 'remediation' as const, key: job.id, reason: 'the worker failed on every attempt', message: JSON.stringify(message).slice(0, 8_000) };
+    if ((await lock.holder(job.vm.key)) === job.id) {
+      // Another delivery of this job (a second message for it) is alive and renews the VM's
+      // lease: it completes the record itself, and may be posting the fix right now.
+      await store.recordPoison(poisonEntry);
+      return { level: 'warn', event: 'remediation.poison-while-running', fields: { id: job.id } };
     }
-  }
-  await store.recordPoison(poisonEntry);
-}
+    let entry: LogEntry | undefined;
+    for (let tries = 1; ; tries++) {
+      const stored = await store.read(job.id);
+      const existing = stored?.record ?? queuedRecord(job);
+      if (existing.state === 'completed') break; // it finished after all; nothing to add
+      const record = poisoned(existing);
+      try {
+        // A restore that gave up leaves its remediation's relaxation in force: the sweep tries again.
+        const due = record.state === 'completed' ? relaxationDueAfter(job, record.outcome) : undefined;
+        if (due) await store.addRelaxationDue(due);
+        if (stored) await store.save(record, { ifVersion: stored.version });
+        else if ((await store.create(record)).record.state !== 'completed') continue; // a worker wrote it first: look again
+        entry = outcomeEntry(record);
+        break;
+      } catch (error) {
+        // Changed meanwhile (a duplicate counted, a late write of the worker): look again.
+        if (!(error instanceof RecordVersionConflictError) || tries >= 5) throw error;
+      }
+    }
+    await store.recordPoison(poisonEntry);
+    return entry;
+  },
+});
 
 /** The record completed as failed/poison, keeping what the attempts got to (without the evidence). */
 function poisoned(existing: RemediationRecord): RemediationRecord {
@@ -114,11 +108,11 @@ function poisoned(existing: RemediationRecord): RemediationRecord {
   };
 }
 
-function logOutcome(record: RemediationRecord, context: InvocationContext): void {
-  if (record.state !== 'completed') return;
+/** The log line of a completed remediation, at the level its outcome calls for. */
+function outcomeEntry(record: RemediationRecord): LogEntry | undefined {
+  if (record.state !== 'completed') return undefined;
   const { outcome } = record;
-  const entry = {
-    event: 'remediation.completed',
+  const fields = {
     id: record.id,
     vm: record.vmResourceId,
     status: outcome.status,
@@ -141,14 +135,10 @@ function logOutcome(record: RemediationRecord, context: InvocationContext): void
   };
   // A restore that did not put the security back leaves the VM relaxed (or re-relaxed): never quietly.
   const restoreLeftRelaxed = record.mode === 'restore' && outcome.status !== 'restored' && !(outcome.status === 'skipped' && outcome.reason === 'duplicate');
-  if (outcome.status === 'failed' || outcome.status === 'restore-failed' || restoreLeftRelaxed) context.error(JSON.stringify(entry));
-  else if (outcome.status === 'not-fixed') context.warn(JSON.stringify(entry));
-  else context.info(JSON.stringify(entry));
+  const level = outcome.status === 'failed' || outcome.status === 'restore-failed' || restoreLeftRelaxed ? 'error' : outcome.status === 'not-fixed' ? 'warn' : 'info';
+  return { level, event: 'remediation.completed', fields };
 }
 
 function flatten(event: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(event).map(([k, v]) => [k, typeof v === 'object' && v !== null && !Array.isArray(v) ? '[object]' : v]));
 }
-
-app.storageQueue('remediation-worker', { queueName: QUEUE_NAME, connection: 'AzureWebJobsStorage', handler: remediationWorker });
-app.storageQueue('remediation-poison', { queueName: POISON_QUEUE_NAME, connection: 'AzureWebJobsStorage', handler: remediationPoison });

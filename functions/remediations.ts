@@ -4,10 +4,9 @@
  *   POST /api/remediations       { mode: "restore", restoreOf } → 202 + status URL (404, 409, 422 when there is nothing to restore)
  *   GET  /api/remediations/{id}  → the recorded state and outcome
  */
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { dependency, submitRemediation, type RestoreRefusedError } from '../src/app/intake.js';
 import { getServices } from '../src/app/services.js';
-import { httpAuth } from '../src/auth/http.js';
 import { RunIdSchema } from '../src/contract/parameters.js';
 import { failure, json, problem, readJson } from './http.js';
 
@@ -80,10 +79,3 @@ export async function getRemediation(request: HttpRequest, context: InvocationCo
     return failure(error, context, 'remediation.get-failed');
   }
 }
-
-// Function keys per function (or Entra app roles, AUTH_REMEDIATIONS=entra): see src/auth/http.ts.
-// "allow" is refused on remediations-post; remediations-post-allow, with a key of its own, takes it.
-const remediationsAuth = httpAuth('remediations');
-app.http('remediations-post', { methods: ['POST'], authLevel: remediationsAuth.authLevel, route: 'remediations', handler: remediationsAuth.guard('request', postRemediation) });
-app.http('remediations-post-allow', { methods: ['POST'], authLevel: remediationsAuth.authLevel, route: 'remediations/allow', handler: remediationsAuth.guard('request-with-allow', postRemediation) });
-app.http('remediations-get', { methods: ['GET'], authLevel: remediationsAuth.authLevel, route: 'remediations/{id}', handler: remediationsAuth.guard('read-records', getRemediation) });

@@ -5,12 +5,12 @@
 // dist-bundle/meta/bundle.json (what went in where, how big, and which output imports which).
 //
 // Why one split build rather than one bundle per function: the Azure Functions Node host imports
-// EVERY file that package.json `main` matches at start-up, so a cold start pays for all entry
-// modules together whatever the trigger. Splitting loads the code they share once, and the
+// what package.json `main` names at start-up, the registration entry (functions/index.ts), which
+// imports every handler module, so a cold start pays for all of them together whatever the
+// trigger. The handler modules are entries too, so tests can import one without registering. Splitting loads the code they share once, and the
 // SDKs the app reaches through a dynamic import() (the compute and Logs gateways, see
 // src/adapters/lazy-gateway.ts) become chunks of their own that load at their first call.
-// The entries sit directly in functions/ and the chunks one folder down, so a `main` glob of
-// dist-bundle/functions/*.mjs matches the entries only.
+// The entries sit directly in functions/ and the chunks one folder down.
 //
 // What bundling would break, and how it is kept working:
 // - CommonJS dependencies inside an ESM bundle call require() for Node built-ins (and for
@@ -33,8 +33,14 @@ import * as esbuild from 'esbuild';
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const outRoot = join(root, 'dist-bundle');
 
-/** The function entry modules, by the name of their bundle. */
-export const FUNCTION_MODULES = ['remediations', 'alerts', 'remediation-worker', 'relaxation-sweep'];
+/** The handler modules, by the name of their bundle: they export handlers and register nothing (tests and the benchmark import them). */
+export const HANDLER_MODULES = ['remediations', 'alerts', 'remediation-worker', 'relaxation-sweep'];
+
+/** The registration entry (functions/index.ts): what the deployed app's `main` names, and the host imports at start-up. */
+export const REGISTRATION_ENTRY = 'index';
+
+/** Every entry of the build: the registration entry and the handler modules it imports. */
+export const FUNCTION_MODULES = [REGISTRATION_ENTRY, ...HANDLER_MODULES];
 
 /** Where the chunks go, relative to the functions folder. */
 export const CHUNK_FOLDER = 'chunks';

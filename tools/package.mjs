@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { deflateRawSync } from 'node:zlib';
 import * as esbuild from 'esbuild';
 import yazl from 'yazl';
-import { bundleAll, bundleOptions, EXTERNAL, FUNCTION_MODULES } from './bundle.mjs';
+import { bundleAll, bundleOptions, EXTERNAL, FUNCTION_MODULES, REGISTRATION_ENTRY } from './bundle.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -34,8 +34,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_STAGE = join(root, '.tools', 'package');
 export const DEFAULT_OUT = join(root, 'build', 'rdp-remediator.zip');
 
-/** The Functions host imports every file this matches at start-up: the entries, not the chunks one folder down. */
-export const DEPLOYED_MAIN = 'dist-bundle/functions/*.mjs';
+/** The Functions host imports this at start-up: the registration entry, which imports the handler modules. */
+export const DEPLOYED_MAIN = `dist-bundle/functions/${REGISTRATION_ENTRY}.mjs`;
 
 /**
  * 1980-01-01 00:00:00 local time, the earliest DOS date: every entry gets it. yazl writes the DOS

@@ -2,7 +2,7 @@
  * The composition root: builds the adapters from configuration, once per process, so
  * function handlers stay thin and share clients (connection reuse, token cache).
  */
-import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import type { ArmComputeGatewayOptions, ComputeGateway } from '../adapters/compute.js';
 import { lazyComputeGateway } from '../adapters/lazy-compute.js';
 import { lazyGateway } from '../adapters/lazy-gateway.js';
@@ -31,15 +31,32 @@ export interface Services {
   readonly alertQueue: AlertQueue | undefined;
 }
 
+/**
+ * How the app signs in to Azure:
+ * - `managed-identity`, in the function app: ManagedIdentityCredential with the user-assigned
+ *   identity's client id (AZURE_CLIENT_ID), or the system-assigned one without it. Nothing else is
+ *   tried, so a misconfigured identity fails at once with its own error instead of after a chain
+ *   of developer credentials that cannot exist on a Functions host.
+ * - `developer`, from an admin's terminal (the CLI): DefaultAzureCredential, which finds the
+ *   Azure CLI's, azd's or the environment's sign-in (AZURE_TOKEN_CREDENTIALS narrows the chain).
+ */
+export type CredentialKind = 'managed-identity' | 'developer';
+
 export interface CreateServicesOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Default `developer`; the function handlers' process-wide services use `managed-identity`. */
+  readonly credential?: CredentialKind;
   /** Used when no storage is configured; the HTTP and queue functions require storage. */
   readonly allowInMemory?: boolean;
 }
 
 export function createServices(options: CreateServicesOptions = {}): Services {
   const config = loadConfig(options.env);
-  const credential = new DefaultAzureCredential(config.managedIdentityClientId ? { managedIdentityClientId: config.managedIdentityClientId } : {});
+  const signIn = (clientId: string | undefined): TokenCredential =>
+    options.credential === 'managed-identity'
+      ? new ManagedIdentityCredential(clientId ? { clientId } : {})
+      : new DefaultAzureCredential(clientId ? { managedIdentityClientId: clientId } : {});
+  const credential = signIn(config.managedIdentityClientId);
   const pacing = armPacingPolicy(config.armPacing.mode, { reads: config.armPacing.reads, writes: config.armPacing.writes });
   // Every client is bounded (per-try timeout, retry budget, deadline): see DEFAULT_BOUNDS in src/adapters/pacing.ts.
   const computeOptions: ArmComputeGatewayOptions = {
@@ -80,7 +97,7 @@ export function createServices(options: CreateServicesOptions = {}): Services {
           kind: 'identity',
           queueServiceUri: config.storage.queueServiceUri,
           tableServiceUri: config.storage.tableServiceUri,
-          credential: config.storage.clientId ? new DefaultAzureCredential({ managedIdentityClientId: config.storage.clientId }) : credential,
+          credential: config.storage.clientId ? signIn(config.storage.clientId) : credential,
         };
   return {
     config,
@@ -97,9 +114,9 @@ export function createServices(options: CreateServicesOptions = {}): Services {
 
 let shared: Services | undefined;
 
-/** The process-wide services for the function handlers. */
+/** The process-wide services for the function handlers, signed in with the app's managed identity. */
 export function getServices(): Services {
-  shared ??= createServices();
+  shared ??= createServices({ credential: 'managed-identity' });
   return shared;
 }
 

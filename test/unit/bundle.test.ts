@@ -16,9 +16,11 @@ import type { BuildOptions } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MODULES = ['remediations', 'alerts', 'remediation-worker', 'relaxation-sweep'] as const;
-/** What each function module exports: its handlers. */
-const EXPORTS: Record<(typeof MODULES)[number], readonly string[]> = {
+const HANDLER_MODULES = ['remediations', 'alerts', 'remediation-worker', 'relaxation-sweep'] as const;
+/** Every entry: the registration entry (what the host imports) and the handler modules. */
+const MODULES = ['index', ...HANDLER_MODULES] as const;
+/** What each handler module exports: its handlers. */
+const EXPORTS: Record<(typeof HANDLER_MODULES)[number], readonly string[]> = {
   remediations: ['postRemediation', 'getRemediation'],
   alerts: ['postAlert', 'alertWorker', 'alertPoison'],
   'remediation-worker': ['remediationWorker', 'remediationPoison'],
@@ -75,14 +77,24 @@ describe('tools/bundle.mjs', () => {
     for (const key of others) expect(key).toMatch(new RegExp(`^dist-bundle/functions/${CHUNK_FOLDER}/[^/]+\\.mjs$`));
   });
 
-  it.each(MODULES)('%s.mjs loads in a fresh node process and exports its handlers', (name) => {
+  it.each(HANDLER_MODULES)('%s.mjs loads in a fresh node process, exports its handlers and registers nothing', (name) => {
     const url = pathToFileURL(bundlePath(name)).href;
     const r = runModule(`const m = await import(${JSON.stringify(url)}); console.log(JSON.stringify(Object.keys(m).filter((k) => typeof m[k] === 'function')));`);
     expect(r.stderr, r.stderr).not.toMatch(/Error/);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '[]')).toEqual(expect.arrayContaining([...EXPORTS[name]]));
+    // Importing a handler registers nothing, so @azure/functions has nothing to warn about outside the host.
+    expect(r.stderr).not.toMatch(/test mode|register function/);
+  });
+
+  it('index.mjs, the registration entry, registers every function', () => {
+    const r = runModule(`await import(${JSON.stringify(pathToFileURL(bundlePath('index')).href)});`);
+    expect(r.status, r.stderr).toBe(0);
     // @azure/functions ran (bundled) and fell back to test mode: no Functions worker here.
     expect(r.stderr).toMatch(/"@azure\/functions" package to test mode/);
+    for (const name of ['alerts', 'alert-worker', 'alert-poison', 'remediations-post', 'remediations-post-allow', 'remediations-get', 'remediation-worker', 'remediation-poison', 'relaxation-sweep']) {
+      expect(r.stderr).toContain(`register function "${name}"`);
+    }
   });
 
   it('needs nothing from node_modules at run time, in no entry and no chunk', async () => {
@@ -152,10 +164,10 @@ describe('tools/bundle.mjs', () => {
     expect(packagesAmong(inputsOf(meta, loaded))).not.toContain('@azure/arm-compute');
   });
 
-  it('a cold start of the whole app (every entry, as the host imports them) loads neither the compute nor the Logs SDK', async () => {
+  it('a cold start of the whole app (the registration entry, as the host imports it) loads neither the compute nor the Logs SDK', async () => {
     const { staticOutputs, lazyOutputs, inputsOf, packagesAmong } = await bundleModule();
     const meta = metafile();
-    const atStart = packagesAmong(inputsOf(meta, staticOutputs(meta, ...MODULES.map(entryKey))));
+    const atStart = packagesAmong(inputsOf(meta, staticOutputs(meta, entryKey('index'))));
     expect(atStart).toEqual(expect.arrayContaining(['@azure/functions', '@azure/storage-queue', '@azure/data-tables']));
     expect(atStart).not.toContain('@azure/arm-compute');
     expect(atStart).not.toContain('@azure/monitor-query-logs');

@@ -212,7 +212,7 @@ describe('npm run package', () => {
     const { DEPLOYED_MAIN } = await packageModule();
     const source = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string; engines: unknown };
     const packaged = JSON.parse(entries.find((e) => e.name === 'package.json')!.data.toString('utf8')) as Record<string, unknown>;
-    expect(packaged).toMatchObject({ name: 'rdp-remediator', version: source.version, type: 'module', main: 'dist-bundle/functions/*.mjs', engines: source.engines });
+    expect(packaged).toMatchObject({ name: 'rdp-remediator', version: source.version, type: 'module', main: 'dist-bundle/functions/index.mjs', engines: source.engines });
     expect(DEPLOYED_MAIN).toBe(packaged.main);
     for (const field of ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies', 'scripts', 'bin']) expect(packaged, field).not.toHaveProperty(field);
     // The host's glob: one path segment under dist-bundle/functions/, ending .mjs.
@@ -271,15 +271,15 @@ describe('npm run package', () => {
       mkdirSync(dirname(target), { recursive: true });
       writeFileSync(target, entry.data);
     }
-    const entryUrls = ['remediations', 'alerts', 'remediation-worker', 'relaxation-sweep'].map((f) => pathToFileURL(join(app, 'dist-bundle', 'functions', `${f}.mjs`)).href);
-    // Every entry, as the host imports them, then a handler that needs no Azure: the worker lets a malformed message go.
+    const entryUrls = ['index', 'remediation-worker'].map((f) => pathToFileURL(join(app, 'dist-bundle', 'functions', `${f}.mjs`)).href);
+    // The registration entry, as the host imports it, then a handler that needs no Azure: the worker lets a malformed message go.
     const functions = spawnSync(
       process.execPath,
       [
         '--input-type=module',
         '-e',
         `const ms = []; for (const u of ${JSON.stringify(entryUrls)}) ms.push(await import(u));
-         await ms[2].remediationWorker({ not: 'a job' }, { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} });
+         await ms[1].remediationWorker({ not: 'a job' }, { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} });
          console.log('ok');`,
       ],
       { cwd: tmpdir(), encoding: 'utf8', timeout: 60_000 },
