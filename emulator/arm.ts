@@ -1,8 +1,8 @@
 /**
  * The ARM side: request pipeline (authentication, api-version, injected faults, token-bucket
  * throttling), the VM / scale set VM resources with their instance views, and the action Run
- * Command as a long-running operation (202 + Azure-AsyncOperation + Location), following
- * shared/reference/azure-protocols.md §1, §4 and §5.
+ * Command as a long-running operation (202 + Azure-AsyncOperation + Location), as ARM's public
+ * REST contract describes them; what is verified and what is assumed is listed in emulator/README.md.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';

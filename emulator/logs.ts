@@ -1,6 +1,6 @@
 /**
  * The Azure Monitor Logs query API (`https://api.loganalytics.io/v1`) on the emulator's HTTPS
- * server, following shared/reference/azure-protocols.md §8: workspaces addressed by GUID
+ * server, as its public REST reference describes it (see emulator/README.md): workspaces addressed by GUID
  * (`/v1/workspaces/{id}/query`) or by ARM resource id (`/v1/{resourceId}/query`), stored
  * `Event` rows, partial results and injected 429/503s. The emulator cannot run KQL: it
  * recognises the one query rdp-remediator sends by its marker line and evaluates that query's

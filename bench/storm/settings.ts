@@ -7,7 +7,7 @@
  * takes 1/s of the time. Bursts are counts, not rates, and stay as they are.
  */
 
-/** ARM's subscription token buckets (shared/reference/azure-protocols.md §5). */
+/** ARM's subscription token buckets, as Azure Resource Manager's throttling documentation gives them. */
 export const ARM_LIMITS = {
   reads: { burst: 250, perSecond: 25 },
   writes: { burst: 200, perSecond: 10 },
