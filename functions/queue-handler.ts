@@ -64,7 +64,12 @@ export function log(context: InvocationContext, entry: LogEntry): void {
 
 function logAll(context: InvocationContext, entries: readonly LogEntry[] | LogEntry | void): void {
   if (entries === undefined) return;
-  for (const entry of Array.isArray(entries) ? entries : [entries as LogEntry]) log(context, entry);
+  const list: readonly LogEntry[] = isEntryList(entries) ? entries : [entries];
+  for (const entry of list) log(context, entry);
+}
+
+function isEntryList(entries: readonly LogEntry[] | LogEntry): entries is readonly LogEntry[] {
+  return Array.isArray(entries);
 }
 
 /** A parse result with a typed error, as the core's parsers return it, with the error as text. */

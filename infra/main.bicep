@@ -1,6 +1,7 @@
 // rdp-remediator, deployed into one subscription: a resource group with the Function App and
 // the whole alert chain (event collection → log search alert → action group → POST /api/alerts),
-// and, at subscription scope, a custom role holding exactly the operations the app calls.
+// and, at subscription scope, a custom role holding exactly the operations the app calls. The
+// app's telemetry gets a workbook and a failure-rate alert (modules/workbook.bicep).
 targetScope = 'subscription'
 
 @minLength(1)
@@ -109,6 +110,31 @@ param restrictInboundAccess bool = false
 @description('CIDR ranges (e.g. 203.0.113.0/24) of the administrators and deployment agents; used when restrictInboundAccess is true.')
 param adminIpRanges array = []
 
+// The failure-rate alert on the app's own telemetry (modules/workbook.bicep). It notifies people,
+// so its action groups are yours: never the app's own, which posts alerts to POST /api/alerts.
+@minValue(0)
+@maxValue(100)
+@description('Failure-rate alert: fire when more than this percentage of the remediations completed in the window ended failed or restore-failed.')
+param failureAlertThresholdPercent int = 20
+
+@minValue(1)
+@description('Failure-rate alert: fewest remediations completed in the window for the rate to count.')
+param failureAlertMinimumRemediations int = 5
+
+@description('Failure-rate alert: how far back each evaluation looks (ISO 8601).')
+param failureAlertWindowSize string = 'PT1H'
+
+@description('Failure-rate alert: how often it runs (ISO 8601).')
+param failureAlertEvaluationFrequency string = 'PT15M'
+
+@minValue(0)
+@maxValue(4)
+@description('Failure-rate alert: severity (0 critical … 4 verbose).')
+param failureAlertSeverity int = 2
+
+@description('Failure-rate alert: resource ids of the action groups to notify. Empty: the alert fires in Azure Monitor and notifies nobody.')
+param failureAlertActionGroupIds array = []
+
 var rgName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
 var tags = {
   'azd-env-name': environmentName
@@ -185,6 +211,24 @@ module app 'modules/app.bicep' = {
   }
 }
 
+// The workbook and the failure-rate alert, on the app's Application Insights component.
+module telemetryViews 'modules/workbook.bicep' = {
+  name: 'rdp-remediator-workbook'
+  scope: rg
+  params: {
+    environmentName: environmentName
+    location: location
+    tags: tags
+    appInsightsId: app.outputs.appInsightsId
+    failureAlertThresholdPercent: failureAlertThresholdPercent
+    failureAlertMinimumRemediations: failureAlertMinimumRemediations
+    failureAlertWindowSize: failureAlertWindowSize
+    failureAlertEvaluationFrequency: failureAlertEvaluationFrequency
+    failureAlertSeverity: failureAlertSeverity
+    failureAlertActionGroupIds: failureAlertActionGroupIds
+  }
+}
+
 // Whoever can run commands on a VM is SYSTEM on it: the role goes only where it is needed.
 resource subscriptionAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (empty(remediationResourceGroups)) {
   name: guid(subscription().id, remediatorRole.id, environmentName)
@@ -223,3 +267,5 @@ output AZURE_FUNCTION_APP_URL string = app.outputs.functionAppUrl
 output AZURE_CLIENT_ID string = app.outputs.identityClientId
 output REMEDIATOR_ROLE_ID string = remediatorRole.id
 output ALERT_RULE_ID string = app.outputs.alertRuleId
+output TELEMETRY_WORKBOOK_ID string = telemetryViews.outputs.workbookId
+output FAILURE_ALERT_RULE_ID string = telemetryViews.outputs.failureAlertRuleId

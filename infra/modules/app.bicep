@@ -55,7 +55,7 @@ resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' 
   tags: tags
 }
 
-resource storage 'Microsoft.Storage/storageAccounts@2025-06-01' = {
+resource storage 'Microsoft.Storage/storageAccounts@2026-09-01' = {
   name: 'strdp${token}'
   location: location
   tags: tags
@@ -72,12 +72,12 @@ resource storage 'Microsoft.Storage/storageAccounts@2025-06-01' = {
   }
 }
 
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01' = {
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2026-09-01' = {
   parent: storage
   name: 'default'
 }
 
-resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = {
+resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2026-09-01' = {
   parent: blobService
   name: deploymentContainer
 }
@@ -94,7 +94,7 @@ resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   }
 ]
 
-resource workspace 'Microsoft.OperationalInsights/workspaces@2025-07-01' = {
+resource workspace 'Microsoft.OperationalInsights/workspaces@2026-03-01' = {
   name: 'log-rdp-remediator-${token}'
   location: location
   tags: tags
@@ -466,3 +466,4 @@ output functionAppUrl string = 'https://${functionApp.properties.defaultHostName
 output dataCollectionRuleId string = dataCollectionRule.id
 output alertRuleId string = alertRule.id
 output workspaceId string = workspace.id
+output appInsightsId string = appInsights.id

@@ -47,7 +47,7 @@ resource agentInstallerRole 'Microsoft.Authorization/roleDefinitions@2022-04-01'
   }
 }
 
-resource agentAssignment 'Microsoft.Authorization/policyAssignments@2025-03-01' = {
+resource agentAssignment 'Microsoft.Authorization/policyAssignments@2026-07-01' = {
   name: take('rdp-remediator-ama-${uniqueString(subscription().id, environmentName)}', 64)
   location: location
   identity: {
@@ -68,7 +68,7 @@ resource agentInstaller 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource dcrAssignment 'Microsoft.Authorization/policyAssignments@2025-03-01' = {
+resource dcrAssignment 'Microsoft.Authorization/policyAssignments@2026-07-01' = {
   name: take('rdp-remediator-dcr-${uniqueString(subscription().id, environmentName)}', 64)
   location: location
   identity: {

@@ -37,15 +37,20 @@ describe('Bicep templates', () => {
 
   const bicep = process.env.BICEP_PATH;
   if (!bicep) console.warn('\n*** BICEP_PATH not set: the templates were parsed with tree-sitter-bicep, not compiled or linted by the Bicep CLI ***\n');
-  it.runIf(bicep)('compiles and lints with the Bicep CLI', () => {
-    for (const file of [join(infra, 'main.bicep')]) {
-      const build = spawnSync(bicep ?? 'bicep', ['build', file, '--stdout'], { encoding: 'utf8' });
-      expect(build.status, build.stderr).toBe(0);
-      // Every resource type is checked against its published type (no "does not have types available").
-      expect(build.stderr).not.toMatch(/BCP081/);
-      const lint = spawnSync(bicep ?? 'bicep', ['lint', file], { encoding: 'utf8' });
-      expect(lint.status, lint.stdout + lint.stderr).toBe(0);
-    }
+  it.runIf(bicep)('compiles without warnings and lints with no diagnostics at all (Bicep CLI)', () => {
+    const file = join(infra, 'main.bicep');
+    const build = spawnSync(bicep ?? 'bicep', ['build', file, '--stdout'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    expect(build.status, build.stderr).toBe(0);
+    // No warning of any kind, in main.bicep or a module: among them BCP081 (a resource type
+    // without published types) and every linter rule set to warning (use-recent-api-versions).
+    expect(build.stderr.split('\n').filter((l) => /: (Warning|Error) /.test(l))).toEqual([]);
+    // `bicep lint` exits 0 on warnings, so the diagnostics themselves are read: none, for the
+    // template and every module it uses.
+    const lint = spawnSync(bicep ?? 'bicep', ['lint', '--diagnostics-format', 'sarif', file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    expect(lint.status, lint.stderr).toBe(0);
+    const sarif = JSON.parse(lint.stdout) as { runs: { results: { ruleId?: string; message: { text: string } }[] }[] };
+    expect(sarif.runs.length).toBeGreaterThan(0);
+    expect(sarif.runs.flatMap((r) => r.results.map((d) => `${d.ruleId ?? ''}: ${d.message.text}`))).toEqual([]);
   });
 
   it('deploys at subscription scope', () => {
@@ -231,5 +236,115 @@ describe('Bicep templates', () => {
     expect(build.stdout).toContain('ba92f5b4-2d11-453d-a403-e96b0029c9fe');
     const subscriptionAssignment = all.find((r) => r.type === 'Microsoft.Authorization/roleAssignments' && r.condition === "[empty(parameters('remediationResourceGroups'))]");
     expect(subscriptionAssignment).toBeDefined();
+  });
+});
+
+describe('The workbook and the failure-rate alert (modules/workbook.bicep)', () => {
+  const workbookFile = join(infra, 'modules', 'workbook.bicep');
+  const workbook = text(workbookFile);
+  const telemetryQueries = join(infra, 'queries', 'telemetry');
+  const failureRateFile = join(telemetryQueries, 'failure-rate.kql');
+  const kql = (file: string) => readFileSync(file, 'utf8').replace(/\r\n/g, '\n');
+
+  it('is deployed with the app, on its Application Insights component', () => {
+    expect(main).toMatch(/module telemetryViews 'modules\/workbook\.bicep' = \{\s*name: '[^']+'\s*scope: rg\b[\s\S]*?appInsightsId: app\.outputs\.appInsightsId\n/);
+    expect(app).toMatch(/^output appInsightsId string = appInsights\.id$/m);
+    expect(app).toMatch(/^resource appInsights 'Microsoft\.Insights\/components@[^']+' = \{/m);
+  });
+
+  it('is a shared workbook with a fixed name, sourced from the component, its queries loaded from the files', () => {
+    expect(workbook).toMatch(
+      /resource \w+ 'Microsoft\.Insights\/workbooks@[^']+' = \{\s*name: workbookName\s*location: location\s*tags: tags\s*kind: 'shared'\s*properties: \{\s*displayName: '[^']+'\s*category: 'workbook'\s*sourceId: appInsightsId\s*serializedData: string\(workbook\)\s*\}/,
+    );
+    expect(workbook).toMatch(/^var workbookName = guid\(resourceGroup\(\)\.id, '[^']+', environmentName\)$/m);
+    expect(workbook).not.toMatch(/newGuid\(|utcNow\(/);
+    // Each tile's query is a file; no query is written inline.
+    const loaded = [...workbook.matchAll(/loadTextContent\('([^']+)'\)/g)].map((m) => resolve(dirname(workbookFile), m[1] ?? ''));
+    const files = readdirSync(telemetryQueries).filter((f) => f.endsWith('.kql')).map((f) => join(telemetryQueries, f));
+    expect(new Set(loaded)).toEqual(new Set(files));
+    expect(workbook).not.toMatch(/\b(dependencies|customMetrics)\s*\n?\s*\|/);
+  });
+
+  it("runs the failure-rate file on the component, with the minimum count appended, and compares the file's rate column", () => {
+    const query = /^var failureRateQuery = '\$\{loadTextContent\('([^']+)'\)\}\| where Completed >= \$\{failureAlertMinimumRemediations\}\\n'$/m.exec(workbook);
+    expect(query).not.toBeNull();
+    expect(resolve(dirname(workbookFile), query?.[1] ?? '')).toBe(failureRateFile);
+    // The file ends its last line, so the appended clause is a line of its own.
+    expect(kql(failureRateFile).endsWith('\n')).toBe(true);
+    expect(kql(failureRateFile)).toMatch(/\| project FailureRatePercent, [^\n]*\bCompleted = /);
+    expect(workbook).toMatch(
+      /resource failureRateAlert 'Microsoft\.Insights\/scheduledQueryRules@[^']+' = \{[\s\S]*?scopes: \[\s*appInsightsId\s*\][\s\S]*?query: failureRateQuery\s*timeAggregation: 'Maximum'\s*metricMeasureColumn: 'FailureRatePercent'\s*operator: 'GreaterThan'\s*threshold: failureAlertThresholdPercent\b/,
+    );
+  });
+
+  it("notifies only the action groups it is given (none by default), never the app's own", () => {
+    expect(workbook).toMatch(/actions: \{\s*actionGroups: failureAlertActionGroupIds\s*\}/);
+    expect(workbook).not.toMatch(/actionGroup\.id|Microsoft\.Insights\/actionGroups/i);
+    expect(main).toMatch(/^\s*failureAlertActionGroupIds: failureAlertActionGroupIds$/m);
+    // The app's action group (it posts to POST /api/alerts) is not handed out of app.bicep.
+    expect(app).not.toMatch(/^output \w+ \w+ = actionGroup\b/m);
+  });
+
+  it('has the documented defaults, surfaced in main.bicep', () => {
+    const defaults = {
+      failureAlertThresholdPercent: 'int = 20',
+      failureAlertMinimumRemediations: 'int = 5',
+      failureAlertWindowSize: "string = 'PT1H'",
+      failureAlertEvaluationFrequency: "string = 'PT15M'",
+      failureAlertSeverity: 'int = 2',
+      failureAlertActionGroupIds: 'array = []',
+    };
+    for (const [param, declared] of Object.entries(defaults)) {
+      expect(main, param).toMatch(new RegExp(`@description\\('[^\\n]+'\\)\\s*param ${param} ${declared.replace(/[[\]]/g, '\\$&')}$`, 'm'));
+      expect(main, param).toMatch(new RegExp(`^\\s*${param}: ${param}$`, 'm'));
+      expect(workbook, param).toMatch(new RegExp(`^param ${param} \\w+$`, 'm'));
+    }
+    // azd's parameters file names only parameters main.bicep has.
+    const azdParameters = Object.keys((JSON.parse(text(join(infra, 'main.parameters.json'))) as { parameters: Record<string, unknown> }).parameters);
+    expect(azdParameters.filter((name) => !new RegExp(`^param ${name} `, 'm').test(main))).toEqual([]);
+  });
+
+  const bicep = process.env.BICEP_PATH;
+  it.runIf(bicep)('compiles to those properties (Bicep CLI)', () => {
+    const build = spawnSync(bicep ?? 'bicep', ['build', join(infra, 'main.bicep'), '--stdout'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    expect(build.status, build.stderr).toBe(0);
+    interface ArmResource {
+      readonly type: string;
+      readonly name: string;
+      readonly properties?: Record<string, unknown>;
+    }
+    interface ArmTemplate {
+      readonly parameters?: Record<string, { defaultValue?: unknown }>;
+      readonly variables?: Record<string, unknown>;
+      readonly resources: ArmResource[] | Record<string, ArmResource>;
+    }
+    const resources = (t: ArmTemplate) => (Array.isArray(t.resources) ? t.resources : Object.values(t.resources));
+    const template = JSON.parse(build.stdout) as ArmTemplate;
+    expect(template.parameters?.failureAlertActionGroupIds?.defaultValue).toEqual([]);
+    const deployment = resources(template).find((r) => r.type === 'Microsoft.Resources/deployments' && r.name === 'rdp-remediator-workbook');
+    const params = deployment?.properties?.parameters as Record<string, { value: unknown }>;
+    expect(params.failureAlertActionGroupIds?.value).toBe("[parameters('failureAlertActionGroupIds')]");
+    expect(params.appInsightsId?.value).toMatch(/\.outputs\.appInsightsId\.value\]$/);
+    const nested = deployment?.properties?.template as ArmTemplate;
+    const loaded = Object.entries(nested.variables ?? {}).filter(([k]) => k.startsWith('$fxv#'));
+    const fileOf = new Map(loaded.map(([k, v]) => [k, v]));
+
+    const rule = resources(nested).find((r) => r.type === 'Microsoft.Insights/scheduledQueryRules');
+    const ruleProps = rule?.properties as { scopes: unknown; actions: { actionGroups: unknown }; criteria: { allOf: { query: string }[] } };
+    expect(ruleProps.scopes).toEqual(["[parameters('appInsightsId')]"]);
+    expect(ruleProps.actions.actionGroups).toBe("[parameters('failureAlertActionGroupIds')]");
+    expect(JSON.stringify(rule)).not.toMatch(/Microsoft\.Insights\/actionGroups/i);
+    expect(ruleProps.criteria.allOf.map((c) => c.query)).toEqual(["[variables('failureRateQuery')]"]);
+    const query = /^\[format\('\{0\}\| where Completed >= \{1\}\n', variables\('(\$fxv#\d+)'\), parameters\('failureAlertMinimumRemediations'\)\)\]$/.exec(String(nested.variables?.failureRateQuery));
+    expect(query).not.toBeNull();
+    expect(fileOf.get(query?.[1] ?? '')).toBe(kql(failureRateFile));
+
+    const book = resources(nested).find((r) => r.type === 'Microsoft.Insights/workbooks');
+    expect(book?.properties?.sourceId).toBe("[parameters('appInsightsId')]");
+    expect(book?.properties?.category).toBe('workbook');
+    // Every query the compiled template embeds is one of the files, word for word.
+    const files = new Set(readdirSync(telemetryQueries).filter((f) => f.endsWith('.kql')).map((f) => kql(join(telemetryQueries, f))));
+    expect(loaded.filter(([, v]) => !files.has(String(v))).map(([k]) => k)).toEqual([]);
+    expect(new Set(loaded.map(([, v]) => v))).toEqual(files);
   });
 });

@@ -26,13 +26,13 @@ describe('queueHandler', () => {
       invalidEvent: 'test.invalid',
       parse: parseNumber,
       services,
-      handle: async (n, s) => {
+      handle: (n, s) => {
         expect(s.config).toBeDefined();
         seen.push(n);
-        return [
+        return Promise.resolve([
           { level: 'info', event: 'test.done', fields: { n } },
           { level: 'warn', event: 'test.note' },
-        ];
+        ] as const);
       },
     });
     const { context, lines } = capture();
@@ -46,7 +46,7 @@ describe('queueHandler', () => {
 
   it('logs an unparseable message as an error and drops it, without running', async () => {
     let ran = false;
-    const handler = queueHandler<number>({ invalidEvent: 'test.invalid', parse: parseNumber, services, handle: async () => void (ran = true) });
+    const handler = queueHandler<number>({ invalidEvent: 'test.invalid', parse: parseNumber, services, handle: () => Promise.resolve(void (ran = true)) });
     const { context, lines } = capture();
     await handler('x', context);
     expect(ran).toBe(false);
@@ -58,8 +58,8 @@ describe('queueHandler', () => {
       invalidEvent: 'test.invalid',
       parse: parseNumber,
       services,
-      handle: async () => undefined,
-      onInvalid: async (error, _s, _c, message) => ({ level: 'error', event: 'test.recorded', fields: { error, message } }),
+      handle: () => Promise.resolve(undefined),
+      onInvalid: (error, _s, _c, message) => Promise.resolve({ level: 'error', event: 'test.recorded', fields: { error, message } } as const),
     });
     const { context, lines } = capture();
     await handler({ a: 1 }, context);
