@@ -12,14 +12,33 @@
  * - relaxation-sweep: every 15 minutes, the restores of relaxations whose time is up (functions/relaxation-sweep.ts)
  */
 import { app } from '@azure/functions';
+import { getServices } from '../src/app/services.js';
 import { httpAuth } from '../src/auth/http.js';
 import { ALERT_POISON_QUEUE_NAME, ALERT_QUEUE_NAME, POISON_QUEUE_NAME, QUEUE_NAME } from '../src/config.js';
+import { errorMessage } from '../src/errors.js';
+import { CONNECTION_STRING_SETTING, startTelemetry, type TelemetryHandle } from '../src/telemetry/setup.js';
 import { alertPoison, alertWorker, postAlert } from './alerts.js';
 import { RELAXATION_SWEEP_SCHEDULE, relaxationSweep } from './relaxation-sweep.js';
 import { remediationPoison, remediationWorker } from './remediation-worker.js';
 import { getRemediation, postRemediation } from './remediations.js';
 
 const STORAGE = 'AzureWebJobsStorage';
+
+// Telemetry before the first invocation, so it is traced (host.json telemetryMode OpenTelemetry:
+// the worker exports its own spans, metrics and logs). Only where Application Insights is
+// configured, signed in with the app's managed identity, the services' own credential. A
+// telemetry failure must not keep the app from starting: it is logged and the app runs without.
+let telemetry: TelemetryHandle | undefined;
+if ((process.env[CONNECTION_STRING_SETTING] ?? '').trim() !== '') {
+  try {
+    telemetry = await startTelemetry({ credential: getServices().credential });
+  } catch (error) {
+    console.error(JSON.stringify({ event: 'telemetry.start-failed', error: errorMessage(error) }));
+  }
+}
+app.hook.appTerminate(async () => {
+  await telemetry?.shutdown();
+});
 
 // The alerts function's own key (or the Entra secure webhook, AUTH_ALERTS=entra): see src/auth/http.ts.
 const alertsAuth = httpAuth('alerts');

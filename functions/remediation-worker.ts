@@ -10,6 +10,7 @@
  * 10 minutes and renews that while the invocation runs). The VM's lease (90 s, renewed every
  * 30 s) has run out by then, so the new delivery resumes at once.
  */
+import type { InvocationContext } from '@azure/functions';
 import { remediationDeps } from '../src/app/services.js';
 import { POISON_QUEUE_NAME } from '../src/config.js';
 import { parseJobMessage, type Job } from '../src/core/job.js';
@@ -19,6 +20,7 @@ import { RetryLaterError } from '../src/errors.js';
 import { queuedRecord, runRemediation } from '../src/pipeline/remediate.js';
 import { relaxationDueAfter } from '../src/pipeline/restore.js';
 import { isSecurityLowering, type ActionId } from '../src/contract/actions.js';
+import { traceRemediation, type TraceRemediationOptions } from '../src/telemetry/remediation.js';
 import { queueHandler, withMessage, type LogEntry } from './queue-handler.js';
 
 export const remediationWorker = queueHandler<Job>({
@@ -26,13 +28,11 @@ export const remediationWorker = queueHandler<Job>({
   parse: (message) => withMessage(parseJobMessage(message)),
   handle: async (job, services, context) => {
     try {
-      const record = await runRemediation(
-        job,
-        remediationDeps(services, {
-          deferThrottledMs: THROTTLED_RETRY_MS,
-          onProgress: (e) => context.debug(JSON.stringify({ event: 'remediation.progress', id: job.id, ...flatten(e) })),
-        }),
-      );
+      const deps = remediationDeps(services, {
+        deferThrottledMs: THROTTLED_RETRY_MS,
+        onProgress: (e) => context.debug(JSON.stringify({ event: 'remediation.progress', id: job.id, ...flatten(e) })),
+      });
+      const record = await traceRemediation(job, () => runRemediation(job, deps), deliveryOf(context));
       return outcomeEntry(record);
     } catch (error) {
       if (!(error instanceof RetryLaterError) || !services.queue) throw error;
@@ -42,6 +42,12 @@ export const remediationWorker = queueHandler<Job>({
     }
   },
 });
+
+/** Which delivery of its message this is, as the queue trigger's metadata says (absent outside the host). */
+function deliveryOf(context: InvocationContext): TraceRemediationOptions {
+  const count = context.triggerMetadata?.['dequeueCount'];
+  return typeof count === 'number' && Number.isInteger(count) && count > 0 ? { attempt: count } : {};
+}
 
 /** How long a job ARM throttled beyond the SDK's retries waits before it is tried again. */
 const THROTTLED_RETRY_MS = 30_000;

@@ -6,7 +6,7 @@
 //   dist-bundle/functions/  the esbuild bundle (tools/bundle.mjs): one file per function module,
 //                           the shared and lazily loaded chunks in chunks/
 //   scripts/**/*.ps1        the PowerShell payloads (src/payloads/compose.ts reads them)
-//   infra/queries/*.kql     the shipped event query (src/alerts/event-query.ts reads it)
+//   infra/queries/rdp-events.kql  the shipped event query (src/alerts/event-query.ts reads it)
 // checks that the staged app needs nothing from node_modules and loads from the stage, and
 // writes build/rdp-remediator.zip with yazl: sorted entries, one fixed timestamp, fixed modes,
 // so equal inputs give an equal zip.
@@ -143,7 +143,9 @@ function byName(a, b) {
 function runtimeFiles() {
   return [
     ...listFiles(join(root, 'scripts'), root).filter((f) => f.endsWith('.ps1') && !f.startsWith('scripts/docs/')),
-    ...listFiles(join(root, 'infra', 'queries'), root).filter((f) => f.endsWith('.kql')),
+    // The event query the app sends (src/alerts/event-query.ts). The workbook's and the failure
+    // alert's queries (infra/queries/telemetry/) are not read at run time: Bicep embeds them.
+    'infra/queries/rdp-events.kql',
   ];
 }
 

@@ -15,13 +15,15 @@ import { ComputeManagementClient, type InstanceViewStatus, type RunCommandInput,
 import { bearerTokenAuthenticationPolicyName, createDefaultHttpClient, createPipelineRequest, isRestError, RestError, type HttpClient, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
 import * as z from 'zod';
 import type { TokenCredential } from '@azure/identity';
-import type { VmRef } from '../core/resource-id.js';
+import { parseVmResourceId, type VmRef } from '../core/resource-id.js';
 import type { OsType, VmView } from '../core/vm.js';
 import { ComputeError, DependencyTimeoutError, errorMessage, RunCommandOutcomeUnknownError, type ComputeFailureKind, type RunCommandOutcomeReason } from '../errors.js';
 import type { RunCommandPayload } from '../payloads/compose.js';
 import { armRetryPolicy, deadlinePolicy, DEFAULT_BOUNDS, isRunCommandPost, tryTimeoutPolicy, wasNeverSent, type ArmBounds, type PipelinePolicy } from './pacing.js';
 import { nextPollDelayMs, operationDurationMs, RunDurations } from './run-command-polls.js';
 import { VmViewBatcher, type ListedVm, type VmViewBatchOptions } from './vm-views.js';
+import { recordRunCommandDuration } from '../telemetry/metrics.js';
+import { traceRunCommand } from '../telemetry/run-command.js';
 import { judgeObservation, observeRunCommandExtension, runIdentity, sameRun, streamsOf, type RunIdentity, type Verdict } from './run-command-outcome.js';
 
 export interface RunCommandOutput {
@@ -69,6 +71,18 @@ export interface RunCommandOptions {
 export interface ComputeGateway {
   getVm(ref: VmRef): Promise<VmView>;
   runCommand(ref: VmRef, payload: RunCommandPayload, options?: RunCommandOptions): Promise<RunCommandOutput>;
+  /**
+   * The VMs of a subscription or of one of its resource groups, each with its status. ARM's VM
+   * lists leave Uniform scale set instances out. Optional: the pipeline never lists (so its test
+   * doubles need not); the fleet scan does.
+   */
+  listVmViews?(scope: VmListScope): Promise<readonly VmView[]>;
+}
+
+/** What a VM listing covers: a subscription, or one resource group of it. */
+export interface VmListScope {
+  readonly subscriptionId: string;
+  readonly resourceGroup?: string;
 }
 
 export interface ReconcileOptions {
@@ -235,7 +249,12 @@ export class ArmComputeGateway implements ComputeGateway {
     }
   }
 
-  public async runCommand(ref: VmRef, payload: RunCommandPayload, options: RunCommandOptions = {}): Promise<RunCommandOutput> {
+  /** One Run Command, as one span (SPAN.runCommand) over its POST, its polls and any reconciliation. */
+  public runCommand(ref: VmRef, payload: RunCommandPayload, options: RunCommandOptions = {}): Promise<RunCommandOutput> {
+    return traceRunCommand(ref.key, runIdentity(payload)?.kind ?? null, () => this.runCommandOnce(ref, payload, options));
+  }
+
+  private async runCommandOnce(ref: VmRef, payload: RunCommandPayload, options: RunCommandOptions): Promise<RunCommandOutput> {
     const identity = runIdentity(payload);
     const counts = { sent: 0, accepted: 0, refused: 0, ambiguous: 0 };
     const earlier = this.pendingFor(ref).find((run) => sameRun(run.identity, identity));
@@ -330,7 +349,10 @@ export class ArmComputeGateway implements ComputeGateway {
       retryAfterMs = status.retryAfterMs;
       if (status.state === 'running') continue;
       if (status.state === 'failed') throw new RunCommandOperationFailedError(status.code, status.message, ref.id);
-      if (status.durationMs !== undefined) this.durations.record(kind, status.durationMs);
+      if (status.durationMs !== undefined) {
+        this.durations.record(kind, status.durationMs);
+        recordRunCommandDuration(kind, status.durationMs);
+      }
       if (status.output) return toRunCommandOutput(status.output);
       // Succeeded without the output in the status: the result is at the Location URL (the SDK's one final GET).
       if (answer.location === undefined) throw new Error(`Run Command on ${ref.id}: the operation succeeded but ARM gave neither its output nor a Location`);
@@ -346,6 +368,47 @@ export class ArmComputeGateway implements ComputeGateway {
     const request = createPipelineRequest({ url, method: 'GET', abortSignal });
     const response = await client.pipeline.sendRequest(this.httpClient, request);
     return readOperationStatus(response, asyncOperation);
+  }
+
+  /**
+   * The VMs of a subscription (listAll with statusOnly=true: the pages carry each instance view)
+   * or of a resource group (list: models only, so each view is read as getVm reads it, which
+   * turns many reads into one subscription listing). Through the same bounded, paced client as
+   * every call. A VM deleted between the list and its read is left out.
+   */
+  public async listVmViews(scope: VmListScope): Promise<readonly VmView[]> {
+    const { subscriptionId, resourceGroup } = scope;
+    const context = { operation: 'list', subscriptionId, ...(resourceGroup === undefined ? {} : { resourceGroup }) };
+    // Reads settle into values, never rejections, so none goes unhandled while the pages load.
+    const readOne = async (ref: VmRef): Promise<{ readonly view: VmView | null } | { readonly error: unknown }> => {
+      try {
+        return { view: await this.getVm(ref) };
+      } catch (error) {
+        return error instanceof ComputeError && error.kind === 'not-found' ? { view: null } : { error };
+      }
+    };
+    const reads: Promise<{ readonly view: VmView | null } | { readonly error: unknown }>[] = [];
+    try {
+      const client = this.client(subscriptionId);
+      const pages = resourceGroup === undefined ? client.virtualMachines.listAll({ statusOnly: 'true' }) : client.virtualMachines.list(resourceGroup);
+      for await (const vm of pages) {
+        const ref = parseVmResourceId(vm.id ?? '');
+        if (!ref.success) continue;
+        const osType = vm.storageProfile?.osDisk?.osType;
+        const instanceView = vm.instanceView;
+        const listed = instanceView !== undefined && (osType !== undefined || instanceView.osName !== undefined);
+        reads.push(listed ? Promise.resolve({ view: toVmView(ref.data, vm.location, vm.tags, osType, instanceView) }) : readOne(ref.data));
+      }
+    } catch (error) {
+      await Promise.all(reads);
+      throw toAdapterError(error, context);
+    }
+    const views: VmView[] = [];
+    for (const read of await Promise.all(reads)) {
+      if ('error' in read) throw toAdapterError(read.error, context);
+      if (read.view !== null) views.push(read.view);
+    }
+    return views;
   }
 
   /** Every VM of the subscription with its status, in pages (listAll with statusOnly=true). */

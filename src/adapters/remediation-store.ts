@@ -58,7 +58,15 @@ export interface RemediationStore {
   listRelaxationsDue(now: Date): Promise<RelaxationDue[]>;
   /** Forgets a due relaxation (its restore is on its way). Removing one that is gone is no error. */
   removeRelaxationDue(entry: RelaxationDue): Promise<void>;
+  /**
+   * How many relaxations are on record, due or not: one query of their partition that reads keys
+   * only, stopping at MAX_COUNTED_RELAXATIONS (a count of that many means at least that many).
+   */
+  countRelaxations(): Promise<number>;
 }
+
+/** Where countRelaxations stops: five pages of keys in Table storage, far beyond any fleet's relaxations in force. */
+export const MAX_COUNTED_RELAXATIONS = 5_000;
 
 /** A relaxation to revert: remediation `remediationId` lowered security on its VM, due to be put back at `dueAt`. */
 export interface RelaxationDue {
@@ -134,6 +142,9 @@ export class InMemoryRemediationStore implements RemediationStore {
   public removeRelaxationDue(entry: RelaxationDue): Promise<void> {
     this.due.delete(relaxationRowKey(entry));
     return Promise.resolve();
+  }
+  public countRelaxations(): Promise<number> {
+    return Promise.resolve(Math.min(this.due.size, MAX_COUNTED_RELAXATIONS));
   }
 
   public recordPoison(entry: PoisonEntry): Promise<void> {
@@ -327,6 +338,18 @@ export class TableRemediationStore implements RemediationStore {
     } catch (error) {
       if (!isRestError(error, 404)) throw error;
     }
+  }
+
+  public async countRelaxations(): Promise<number> {
+    await this.ensureTable();
+    const filter = odata`PartitionKey eq ${RELAX_DUE_PARTITION}`;
+    let count = 0;
+    // One query, its pages of up to 1,000 keys each (Table storage's page size) read until the bound.
+    for await (const page of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } }).byPage({ maxPageSize: 1_000 })) {
+      count += page.length;
+      if (count >= MAX_COUNTED_RELAXATIONS) return MAX_COUNTED_RELAXATIONS;
+    }
+    return count;
   }
 
   public async listPoison(): Promise<PoisonRecord[]> {

@@ -15,6 +15,10 @@
  * (the same id holds the VM's lease, or finds its record completed). No second, different
  * restore is ever started for one entry. The worker decides everything else (whether the
  * remediation still has something to restore, whether another restore dealt with it).
+ *
+ * Then a count of the relaxations still on record (RemediationStore.countRelaxations, a second
+ * query, of keys only): the relaxations in force whose restore nobody has asked for yet, the
+ * value of the relaxed-VMs gauge (src/telemetry/metrics.ts setRelaxedVms).
  */
 import type { JobQueue } from '../adapters/job-queue.js';
 import type { RelaxationDue, RemediationStore } from '../adapters/remediation-store.js';
@@ -41,6 +45,13 @@ export interface SweepResult {
   readonly at: string;
   readonly due: number;
   readonly decisions: readonly SweepDecision[];
+  /**
+   * Relaxations on record after this tick: not due yet, or due and left on record by a decision
+   * `error`. One whose restore this tick queued (and whose entry it removed) is no longer counted. Null when the count
+   * failed (the tick's restores are queued all the same), with the reason in `countError`.
+   */
+  readonly inForce: number | null;
+  readonly countError?: string;
 }
 
 /** The restore job for a due entry: on the entry's VM, for the remediation that relaxed it. */
@@ -63,7 +74,11 @@ export async function sweepExpiredRelaxations(deps: SweepDeps): Promise<SweepRes
   const due = await deps.store.listRelaxationsDue(now);
   const decisions: SweepDecision[] = [];
   for (const entry of due) decisions.push(await sweepOne(deps, entry, now));
-  return { at: now.toISOString(), due: due.length, decisions };
+  const counted = await deps.store.countRelaxations().then(
+    (inForce) => ({ inForce }),
+    (error: unknown) => ({ inForce: null, countError: errorMessage(error) }),
+  );
+  return { at: now.toISOString(), due: due.length, decisions, ...counted };
 }
 
 async function sweepOne(deps: SweepDeps, entry: RelaxationDue, now: Date): Promise<SweepDecision> {

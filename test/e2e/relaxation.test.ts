@@ -242,7 +242,10 @@ describe('the relaxation sweep (timer)', () => {
     const restoreIds = relaxations.map((r) => restoreJobId(r.id, changes(r.outcome)[0]?.expiresAt ?? ''));
     const { services, calls, failNextDelete } = countingServices();
     const sweep = relaxationSweepWith(() => services);
-    const queries = () => calls.filter((c) => c.method === 'GET' && new URL(c.url).searchParams.has('$filter'));
+    const filterOf = (c: { url: string }) => new URL(c.url).searchParams.get('$filter') ?? '';
+    // Each tick: one range query for what is due, then one keys-only count of what is on record (the relaxed-VMs gauge).
+    const queries = () => calls.filter((c) => c.method === 'GET' && filterOf(c).includes('RowKey le'));
+    const counts = () => calls.filter((c) => c.method === 'GET' && filterOf(c) === "PartitionKey eq 'relax-due'");
 
     // Tick 1: both restores queued; the first entry's removal fails (the crash).
     failNextDelete();
@@ -258,10 +261,11 @@ describe('the relaxation sweep (timer)', () => {
     expect(queries()).toHaveLength(2);
     expect((await dueEntries()).filter((e) => relaxations.some((r) => r.id === e.remediationId))).toEqual([]);
 
-    // Tick 3: nothing due from these; one query and nothing else.
+    // Tick 3: nothing due from these; the due query and the count, and nothing else.
     const beforeEmpty = calls.length;
     await sweep(timer(), context());
-    expect(calls.slice(beforeEmpty)).toHaveLength(1);
+    expect(calls.slice(beforeEmpty)).toHaveLength(2);
+    expect(counts()).toHaveLength(3);
     expect(calls.slice(before, beforeEmpty).filter((c) => c.method === 'DELETE')).toHaveLength(1);
 
     const records = await Promise.all(restoreIds.map((id) => stack.waitForCompletion(id)));

@@ -208,16 +208,17 @@ describe('npm run package', () => {
     expect(entries.find((e) => e.name === 'host.json')!.data.equals(readFileSync(join(root, 'host.json')))).toBe(true);
   });
 
-  it('has a package.json whose main is the bundled entries (not the chunks) and that installs nothing', async () => {
+  it('has a package.json whose main is the bundled registration entry (not a handler module, not a chunk) and that installs nothing', async () => {
     const { DEPLOYED_MAIN } = await packageModule();
     const source = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string; engines: unknown };
     const packaged = JSON.parse(entries.find((e) => e.name === 'package.json')!.data.toString('utf8')) as Record<string, unknown>;
     expect(packaged).toMatchObject({ name: 'rdp-remediator', version: source.version, type: 'module', main: 'dist-bundle/functions/index.mjs', engines: source.engines });
     expect(DEPLOYED_MAIN).toBe(packaged.main);
     for (const field of ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies', 'scripts', 'bin']) expect(packaged, field).not.toHaveProperty(field);
-    // The host's glob: one path segment under dist-bundle/functions/, ending .mjs.
-    const matched = names.filter((n) => /^dist-bundle\/functions\/[^/]+\.mjs$/.test(n)).sort();
-    expect(matched).toEqual(['alerts', 'relaxation-sweep', 'remediation-worker', 'remediations'].map((m) => `dist-bundle/functions/${m}.mjs`));
+    // main names one file, which the package holds; the handler modules it imports sit beside it.
+    expect(names).toContain(packaged.main);
+    const entryFiles = names.filter((n) => /^dist-bundle\/functions\/[^/]+\.mjs$/.test(n)).sort();
+    expect(entryFiles).toEqual(['alerts', 'index', 'relaxation-sweep', 'remediation-worker', 'remediations'].map((m) => `dist-bundle/functions/${m}.mjs`));
   });
 
   it('holds nothing that does not run: no node_modules, tests, sources, maps, metafiles, docs or other entry points', () => {
