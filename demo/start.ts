@@ -1,14 +1,16 @@
 /**
  * `npm start`: the embedded default. Starts Azurite and the local Azure emulator, seeds a
  * small fleet (one VM per root cause, plus healthy, deallocated and agent-not-ready VMs),
- * asks for a repair of each through the real HTTP handler, lets the real queue worker do the
- * work, and prints a summary table. Needs no Azure account. The payloads run for real under
+ * first scans it read-only with the real CLI (`rdp-remediator scan`: which VMs would fail RDP),
+ * then asks for a repair of each through the real HTTP handler, lets the real queue worker do
+ * the work, and prints a summary table. Needs no Azure account. The payloads run for real under
  * PowerShell 7 against a Windows double; the verdicts come from them and the emulator's oracle.
  */
 import { scenarioVm, type Scenario } from '../emulator/fleet.js';
 import { PowerShellNotFoundError } from '../emulator/powershell.js';
 import { windowsHost } from '../emulator/windows-runner.js';
 import { handshakeLabel } from '../src/cli/format.js';
+import { main as cli } from '../src/cli/main.js';
 import { handshakeVerdict } from '../src/core/diagnose.js';
 import type { RemediationRecord } from '../src/core/outcome.js';
 import { startLocalStack } from './stack.js';
@@ -84,7 +86,16 @@ async function main(): Promise<number> {
       vm,
       id: stack.emulator.addVm(scenarioVm(vm.scenario, { subscriptionId: SUBSCRIPTION, resourceGroup: RESOURCE_GROUP, name: `vm-${vm.scenario}`, ...(vm.tags ? { tags: vm.tags } : {}) })),
     }));
-    console.log(`Seeded ${vms.length} VMs in ${RESOURCE_GROUP}. Requesting a repair of each (POST /api/remediations, mode "repair") …\n`);
+    console.log(`Seeded ${vms.length} VMs in ${RESOURCE_GROUP}.`);
+
+    // Before any repair: which VMs would fail RDP? The real CLI, read-only (probes only, no records).
+    console.log(`\nWhich VMs would fail RDP? rdp-remediator scan --subscription ${SUBSCRIPTION} (read-only) …\n`);
+    const scanStarted = Date.now();
+    const scanExit = await cli(['scan', '--subscription', SUBSCRIPTION], { out: (s) => console.log(s), err: () => undefined });
+    const scanRuns = stack.emulator.runCommands.length;
+    console.log(`\nscan: exit ${scanExit} (2: some VM would fail RDP), ${scanRuns} probe Run Commands, ${((Date.now() - scanStarted) / 1000).toFixed(1)} s`);
+
+    console.log(`\nRequesting a repair of each VM (POST /api/remediations, mode "repair") …\n`);
 
     const accepted = await Promise.all(
       vms.map(async ({ vm, id }) => {
@@ -105,14 +116,14 @@ async function main(): Promise<number> {
     );
 
     console.log(`\n${table(records.map(({ vm, record }) => summaryRow(vm, record)))}`);
-    const runs = stack.emulator.runCommands.length;
+    const runs = stack.emulator.runCommands.length - scanRuns;
     const broken = records.filter(({ record }) => record.state === 'completed' && 'findings' in record.outcome && record.outcome.findings?.some((f) => f.severity === 'blocking'));
     const fixed = broken.filter(({ record }) => record.state === 'completed' && record.outcome.status === 'fixed');
     const connectable = vms.filter(({ id }) => stack.emulator.vm(id).rdp?.connectable).length;
     // A fixed record must show it the way a client feels it: the after-handshake got through TLS with the configured certificate.
     const provenFixed = fixed.filter(({ record }) => record.state === 'completed' && record.outcome.status === 'fixed' && handshakeVerdict(record.outcome.after, new Date(record.completedAt)).kind === 'tls');
     console.log(
-      `\n${fixed.length} of ${broken.length} broken VMs fixed, ${provenFixed.length} of them proven by a loopback TLS handshake with the configured certificate; ${runs} Run Command calls in all; ${connectable} of ${vms.length} VMs accept RDP now (emulator ground truth); ${((Date.now() - started) / 1000).toFixed(1)} s.`,
+      `\n${fixed.length} of ${broken.length} broken VMs fixed, ${provenFixed.length} of them proven by a loopback TLS handshake with the configured certificate; ${runs} Run Command calls for the repairs (after the scan's ${scanRuns} probes); ${connectable} of ${vms.length} VMs accept RDP now (emulator ground truth); ${((Date.now() - started) / 1000).toFixed(1)} s.`,
     );
     return fixed.length === broken.length && provenFixed.length === fixed.length ? 0 : 1;
   } finally {

@@ -1,13 +1,17 @@
 #!/usr/bin/env node
-import { errorMessage } from '../errors.js';
+import { errorDocument, thrownError, wantsJson } from './error-output.js';
 import { main } from './main.js';
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => {
     process.exitCode = code;
   },
+  // main reports the errors of its commands itself; this is for one that escaped it.
   (error: unknown) => {
-    process.stderr.write(`error: ${errorMessage(error)}\n`);
+    const failure = thrownError(error);
+    if (wantsJson(argv)) process.stdout.write(`${errorDocument(failure)}\n`);
+    else process.stderr.write(`error: ${failure.message}\n`);
     process.exitCode = 1;
   },
 );

@@ -142,4 +142,13 @@ describe('rdp-remediator CLI', () => {
     expect((await cli(['remediate', '/not/a/vm'])).code).toBe(64);
     expect((await cli(['remediate', vm, '--allow', 'everything'])).code).toBe(64);
   });
+
+  it('under --json prints a refusal as one {"error"} object on stdout, with the exit code it has without', async () => {
+    const refused = await cli(['restore', randomUUID(), '--json']);
+    expect(refused.code).toBe(65);
+    expect(JSON.parse(refused.out)).toMatchObject({ error: { code: 'RestoreRefused', reason: 'unknown-remediation', storageConfigured: true } });
+    const usage = await cli(['remediate', '--json']);
+    expect(usage.code).toBe(64);
+    expect(JSON.parse(usage.out)).toEqual({ error: { code: 'UsageError', command: 'remediate', message: 'remediate needs a VM resource ID' } });
+  });
 });
