@@ -8,12 +8,12 @@
  * Like the rest of src/telemetry, this uses only the OpenTelemetry API: before startTelemetry
  * (setup.ts) the tracer is the API's no-op one, and nothing is recorded or exported.
  */
-import { SpanKind, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
+import { SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import type { Job } from '../core/job.js';
 import type { Outcome, RemediationRecord } from '../core/outcome.js';
-import { errorMessage } from '../errors.js';
 import { recordRemediation } from './metrics.js';
-import { ATTR, INSTRUMENTATION_SCOPE, SPAN } from './names.js';
+import { ATTR, SPAN } from './names.js';
+import { inActiveSpan } from './span.js';
 
 /** A span attribute's values as this module sets them: never undefined, arrays of strings only. */
 export type RemediationAttributes = Readonly<Record<string, string | number | boolean | string[]>>;
@@ -37,29 +37,20 @@ export interface TraceRemediationOptions {
  */
 export async function traceRemediation(job: Job, run: () => Promise<RemediationRecord>, options: TraceRemediationOptions = {}): Promise<RemediationRecord> {
   const startedAt = Date.now();
-  const tracer = trace.getTracer(INSTRUMENTATION_SCOPE);
-  return tracer.startActiveSpan(SPAN.remediation, { kind: SpanKind.INTERNAL, attributes: jobAttributes(job, options) }, async (span) => {
-    try {
-      const record = await run();
-      const attributes = remediationAttributes(record);
-      // The delivery's own number, where the caller gave it, wins over the record's count of attempts.
-      span.setAttributes(options.attempt === undefined ? attributes : withoutKey(attributes, ATTR.attempt));
-      if (record.state === 'completed') {
-        // A message delivered again finds the work done and returns the stored record: the
-        // span says so, and the remediation is not counted a second time.
-        if (Date.parse(record.completedAt) < startedAt) span.setAttribute(ATTR.completedEarlier, true);
-        else recordRemediation(record, causeOf(record.outcome));
-        const failure = failureOf(record.outcome);
-        if (failure !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
-      }
-      return record;
-    } catch (error) {
-      span.recordException(error instanceof Error ? error : errorMessage(error));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
-      throw error;
-    } finally {
-      span.end();
+  return inActiveSpan(SPAN.remediation, jobAttributes(job, options), async (span) => {
+    const record = await run();
+    const attributes = remediationAttributes(record);
+    // The delivery's own number, where the caller gave it, wins over the record's count of attempts.
+    span.setAttributes(options.attempt === undefined ? attributes : withoutKey(attributes, ATTR.attempt));
+    if (record.state === 'completed') {
+      // A message delivered again finds the work done and returns the stored record: the
+      // span says so, and the remediation is not counted a second time.
+      if (Date.parse(record.completedAt) < startedAt) span.setAttribute(ATTR.completedEarlier, true);
+      else recordRemediation(record, causeOf(record.outcome));
+      const failure = failureOf(record.outcome);
+      if (failure !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
     }
+    return record;
   });
 }
 

@@ -20,7 +20,7 @@ import { InvocationContext } from '@azure/functions';
 import { ManagedIdentityCredential } from '@azure/identity';
 import { context as otelContext, SpanKind, SpanStatusCode, trace, type SpanContext } from '@opentelemetry/api';
 import { InMemoryLogRecordExporter, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { AggregationTemporality, DataPointType, MetricReader, type MetricData } from '@opentelemetry/sdk-metrics';
+import { DataPointType, type MetricData } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../demo/stack.js';
@@ -35,6 +35,7 @@ import type { RemediationRecord } from '../../src/core/outcome.js';
 import { sweepExpiredRelaxations } from '../../src/pipeline/relaxation-sweep.js';
 import { instrumentFunctions, type FunctionsModule } from '../../src/telemetry/functions.js';
 import { setRelaxedVms } from '../../src/telemetry/metrics.js';
+import { CollectingReader } from '../support/metric-reader.js';
 import { ATTR, METRIC, SERVICE_NAME, SPAN } from '../../src/telemetry/names.js';
 import { startTelemetry, type TelemetryHandle } from '../../src/telemetry/setup.js';
 import { requirePowerShellForFile } from '../support/powershell.js';
@@ -44,20 +45,6 @@ requirePowerShellForFile('telemetry e2e');
 
 const SUB = '00000000-0000-0000-0000-0000000007e1';
 const INSTRUMENTATION_KEY = '00000000-0000-0000-0000-00000000a11e';
-
-/** A metric reader the test collects from when it wants (the exporter's reader exports on its own schedule). */
-class CollectingReader extends MetricReader {
-  public constructor() {
-    // As the Azure Monitor exporter selects it: delta, so a gauge not observed sends nothing.
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.DELTA });
-  }
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 interface Envelope {
   readonly name: string;

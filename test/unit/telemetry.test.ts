@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { metrics, SpanStatusCode, trace } from '@opentelemetry/api';
-import { AggregationTemporality, MeterProvider, MetricReader, type MetricData } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, type MetricData } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JobQueue } from '../../src/adapters/job-queue.js';
@@ -18,6 +18,7 @@ import { parseVmResourceId } from '../../src/core/resource-id.js';
 import { ConfigurationError } from '../../src/errors.js';
 import { sweepExpiredRelaxations } from '../../src/pipeline/relaxation-sweep.js';
 import { recordRunCommandDuration, RELAXED_VMS_VALID_MS, setRelaxedVms } from '../../src/telemetry/metrics.js';
+import { CollectingReader } from '../support/metric-reader.js';
 import { ATTR, METRIC, SPAN } from '../../src/telemetry/names.js';
 import { NO_CAUSE, remediationAttributes, traceRemediation } from '../../src/telemetry/remediation.js';
 import { CONNECTION_STRING_SETTING, startTelemetry } from '../../src/telemetry/setup.js';
@@ -155,24 +156,6 @@ describe('remediationAttributes', () => {
     expect(Object.keys(attributes).sort()).toEqual([ATTR.attempt, ATTR.mode, ATTR.remediationId, ATTR.requestedMode, ATTR.source, ATTR.vm].sort());
   });
 });
-
-/** A reader the test collects from. */
-class CollectingReader extends MetricReader {
-  public constructor() {
-    // As the Azure Monitor exporter selects it: delta, so a gauge not observed sends nothing.
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.DELTA });
-  }
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-  public async metrics(): Promise<MetricData[]> {
-    const { resourceMetrics } = await this.collect();
-    return resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
-  }
-}
 
 describe('traceRemediation and the metrics', () => {
   let spans: InMemorySpanExporter;
