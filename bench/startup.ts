@@ -246,15 +246,15 @@ async function main(): Promise<void> {
       `${name.padEnd(22)}  ${ms(r.unbundledMs.median).padStart(16)}  ${ms(r.unbundledMs.p90)}  ${ms(r.bundledMs.median).padStart(14)}  ${ms(r.bundledMs.p90)}  ${r.ratio.toFixed(2).padStart(5)}  ${r.aboveFloorRatio.toFixed(2).padStart(11)}  ${kib(bytes)}${note}`,
     );
   for (const r of rows) line(r.module, r, r.bundledBytesAtStart, r.bundleHasArmCompute ? ' (with @azure/arm-compute)' : '');
-  line('all four (the host)', allEntries, allEntries.bundledBytesAtStart, ` of ${kib(allEntries.bundledBytesTotal).trim()} bundled`);
+  line('index, all four registered (the host)', allEntries, allEntries.bundledBytesAtStart, ` of ${kib(allEntries.bundledBytesTotal).trim()} bundled`);
   console.log(`${'node -e 0 (floor)'.padEnd(22)}  ${ms(floor.median).padStart(16)}  ${ms(floor.p90)}`);
   const yesNo = (b: boolean): string => (b ? 'yes' : 'no');
   console.log(
-    `@azure/arm-compute loaded, webhook module only: bundled ${yesNo(armCompute.webhookOnly.bundledRuntime.armCompute)} (graph ${yesNo(armCompute.webhookOnly.bundledGraph)}), unbundled ${yesNo(armCompute.webhookOnly.unbundledRuntime.armCompute)}; all four: bundled ${yesNo(armCompute.allEntries.bundledRuntime.armCompute)}, unbundled ${yesNo(armCompute.allEntries.unbundledRuntime.armCompute)}`,
+    `@azure/arm-compute loaded, webhook module only: bundled ${yesNo(armCompute.webhookOnly.bundledRuntime.armCompute)} (graph ${yesNo(armCompute.webhookOnly.bundledGraph)}), unbundled ${yesNo(armCompute.webhookOnly.unbundledRuntime.armCompute)}; index (the host): bundled ${yesNo(armCompute.allEntries.bundledRuntime.armCompute)}, unbundled ${yesNo(armCompute.allEntries.unbundledRuntime.armCompute)}`,
   );
   console.log(`npm run package: ${zip.entries} files, ${zip.mib.toFixed(2)} MiB`);
   console.log(
-    `goals: all four bundled/unbundled ${goals.allEntriesRatio.toFixed(2)} (≤ ${GOALS.bundledOverUnbundled}: ${goals.ratioMet ? 'met' : 'NOT met'}), zip ${zip.mib.toFixed(2)} MiB (≤ 2 MiB: ${goals.zipMet ? 'met' : 'NOT met'}), webhook without @azure/arm-compute: ${goals.webhookLoadsArmCompute ? 'NOT met' : 'met'}`,
+    `goals: index (the host) bundled/unbundled ${goals.allEntriesRatio.toFixed(2)} (≤ ${GOALS.bundledOverUnbundled}: ${goals.ratioMet ? 'met' : 'NOT met'}), zip ${zip.mib.toFixed(2)} MiB (≤ 2 MiB: ${goals.zipMet ? 'met' : 'NOT met'}), webhook without @azure/arm-compute: ${goals.webhookLoadsArmCompute ? 'NOT met' : 'met'}`,
   );
   console.log('results in bench/results/startup.json');
 }
