@@ -147,6 +147,11 @@ const optionPart = (args: readonly string[]): readonly string[] => {
   return end === -1 ? args : args.slice(0, end);
 };
 
+/** Whether a command line asks for JSON, read before (or without) parsing it: only options before a `--` count. */
+export function asksForJson(args: readonly string[]): boolean {
+  return optionPart(args).includes('--json');
+}
+
 export function parseArgs(argv: readonly string[]): Result<CliCommand, UsageError> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h') return ok({ command: 'help' });
@@ -158,11 +163,11 @@ export function parseArgs(argv: readonly string[]): Result<CliCommand, UsageErro
     if (extra.length > 0) return fail({ message: `help: unexpected argument "${extra[0] ?? ''}"`, json: false });
     return ok({ command: 'help', topic });
   }
-  if (!isCommand(command)) return fail({ message: `unknown command "${command}" (commands: ${COMMAND_NAMES.join(', ')}, help)`, json: optionPart(rest).includes('--json') });
+  if (!isCommand(command)) return fail({ message: `unknown command "${command}" (commands: ${COMMAND_NAMES.join(', ')}, help)`, json: asksForJson(rest) });
   const options = optionPart(rest);
   // Help wins over everything else on the line, so `remediate --help` needs no VM.
   if (options.includes('--help') || options.includes('-h')) return ok({ command: 'help', topic: command });
-  const json = options.includes('--json');
+  const json = asksForJson(rest);
   const usage = (message: string): Result<never, UsageError> => fail({ message, command, json });
   switch (command) {
     case 'remediate':
@@ -198,7 +203,7 @@ function tokens<O extends OptionSpec>(args: readonly string[], options: O, usage
   }
 }
 
-/** At most `max` positionals, named for the message when one is missing. */
+/** At most `max` positionals: one more is a usage error (a missing one is each command's own message). */
 function positionals(values: readonly string[], max: number, usage: Usage): Result<readonly string[], UsageError> {
   if (values.length > max) return usage(`unexpected argument "${values[max] ?? ''}"`);
   return ok(values);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { errorDocument, thrownError, wantsJson } from './error-output.js';
+import { asksForJson } from './args.js';
+import { errorDocument, thrownError } from './error-output.js';
 import { main } from './main.js';
 
 const argv = process.argv.slice(2);
@@ -10,7 +11,7 @@ main(argv).then(
   // main reports the errors of its commands itself; this is for one that escaped it.
   (error: unknown) => {
     const failure = thrownError(error);
-    if (wantsJson(argv)) process.stdout.write(`${errorDocument(failure)}\n`);
+    if (asksForJson(argv)) process.stdout.write(`${errorDocument(failure)}\n`);
     else process.stderr.write(`error: ${failure.message}\n`);
     process.exitCode = 1;
   },

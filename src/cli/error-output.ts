@@ -16,12 +16,6 @@ export function errorDocument(error: CliError): string {
   return JSON.stringify({ error });
 }
 
-/** Whether a command line asked for JSON, read before (or without) parsing it: only options before a `--` count. */
-export function wantsJson(argv: readonly string[]): boolean {
-  const end = argv.indexOf('--');
-  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
-}
-
 /** A thrown error as a CliError: its class as the code, its failure kind and field where it has one. */
 export function thrownError(error: unknown): CliError {
   const kind = error instanceof ComputeError ? error.kind : error instanceof RemediatorError && typeof error.context['kind'] === 'string' ? error.context['kind'] : undefined;

@@ -27,8 +27,8 @@ export interface EffectivePolicy {
   readonly ignoredTags: readonly string[];
 }
 
-/** Tag keys are case-insensitive in Azure. */
-function tagValue(tags: Readonly<Record<string, string>>, key: string): string | undefined {
+/** A VM tag's value by its key; tag keys are case-insensitive in Azure. */
+export function tagValue(tags: Readonly<Record<string, string>>, key: string): string | undefined {
   const wanted = key.toLowerCase();
   for (const [k, v] of Object.entries(tags)) if (k.toLowerCase() === wanted) return v;
   return undefined;

@@ -7,6 +7,7 @@ import type { ActionId } from '../contract/actions.js';
 import { blockingFindings, handshakeVerdict, type FindingCode, type HandshakeVerdict, type Severity } from './diagnose.js';
 import type { RemediationRecord } from './outcome.js';
 import type { RefusalReason } from './planner.js';
+import { tagValue } from './policy.js';
 import { vmLabel } from './resource-id.js';
 import type { Eligibility, OsType, SkipReason, VmView } from './vm.js';
 
@@ -64,14 +65,14 @@ export interface ScanTotals {
  * Exit codes of `rdp-remediator scan`. Would-fail wins over errors: a VM known to fail RDP is
  * the news, and a scan with errors only cannot say every VM would accept RDP.
  */
-export const SCAN_EXIT = { allAcceptRdp: 0, probeErrors: 1, wouldFail: 2, usage: 64 } as const;
+export const SCAN_EXIT = { allAcceptRdp: 0, probeErrors: 1, wouldFail: 2 } as const;
 
 export const MAX_SCAN_CONCURRENCY = 64;
 export const DEFAULT_SCAN_CONCURRENCY = 8;
 
-/** Tag keys are case-insensitive in Azure, values are not. */
+/** Tag keys are case-insensitive in Azure (one key per VM, whatever its case), values are not. */
 export function matchesTags(tags: Readonly<Record<string, string>>, filters: readonly TagFilter[]): boolean {
-  return filters.every((filter) => Object.entries(tags).some(([key, value]) => key.toLowerCase() === filter.key.toLowerCase() && value === filter.value));
+  return filters.every((filter) => tagValue(tags, filter.key) === filter.value);
 }
 
 /** Whether a VM is in one of the resource groups (any case); every group when none is given. */
