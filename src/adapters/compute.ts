@@ -251,11 +251,11 @@ export class ArmComputeGateway implements ComputeGateway {
 
   /** One Run Command, as one span (SPAN.runCommand) over its POST, its polls and any reconciliation. */
   public runCommand(ref: VmRef, payload: RunCommandPayload, options: RunCommandOptions = {}): Promise<RunCommandOutput> {
-    return traceRunCommand(ref.key, runIdentity(payload)?.kind ?? null, () => this.runCommandOnce(ref, payload, options));
+    const identity = runIdentity(payload);
+    return traceRunCommand(ref.key, identity?.kind ?? null, () => this.runCommandOnce(ref, payload, identity, options));
   }
 
-  private async runCommandOnce(ref: VmRef, payload: RunCommandPayload, options: RunCommandOptions): Promise<RunCommandOutput> {
-    const identity = runIdentity(payload);
+  private async runCommandOnce(ref: VmRef, payload: RunCommandPayload, identity: RunIdentity | null, options: RunCommandOptions): Promise<RunCommandOutput> {
     const counts = { sent: 0, accepted: 0, refused: 0, ambiguous: 0 };
     const earlier = this.pendingFor(ref).find((run) => sameRun(run.identity, identity));
     if (earlier) {

@@ -10,7 +10,7 @@
  */
 import { metrics, type Counter, type Histogram, type MeterProvider } from '@opentelemetry/api';
 import type { RemediationRecord } from '../core/outcome.js';
-import { ATTR, INSTRUMENTATION_SCOPE, METRIC } from './names.js';
+import { ATTR, INSTRUMENTATION_SCOPE, METRIC, OTHER_PAYLOAD } from './names.js';
 
 /**
  * How long the last sweep's count of relaxations stands. The timer runs every 15 minutes, on one
@@ -64,7 +64,7 @@ function ranAFix(record: RemediationRecord & { readonly state: 'completed' }): b
 /** One Run Command as ARM timed it; `payload` is the payload's kind (probe, fix, restore), or null for a script without one. */
 export function recordRunCommandDuration(payload: string | null, durationMs: number): void {
   if (!Number.isFinite(durationMs) || durationMs < 0) return;
-  current().runCommandDuration.record(durationMs, { [ATTR.payload]: payload ?? 'other' });
+  current().runCommandDuration.record(durationMs, { [ATTR.payload]: payload ?? OTHER_PAYLOAD });
 }
 
 /**

@@ -79,6 +79,9 @@ export const ATTR = {
   alertId: 'rdp.alert.id',
 } as const;
 
+/** ATTR.payload of a Run Command whose script is none of the app's payloads. */
+export const OTHER_PAYLOAD = 'other';
+
 export const METRIC = {
   /** Counter, one per completed remediation, dimensions outcome and cause. */
   remediations: 'rdp.remediations',

@@ -9,8 +9,10 @@
  * (setup.ts) the tracer is the API's no-op one, and nothing is recorded or exported.
  */
 import { SpanStatusCode, type Attributes } from '@opentelemetry/api';
+import { blockingFindings } from '../core/diagnose.js';
 import type { Job } from '../core/job.js';
 import type { Outcome, RemediationRecord } from '../core/outcome.js';
+import { queuedRecord } from '../pipeline/remediate.js';
 import { recordRemediation } from './metrics.js';
 import { ATTR, SPAN } from './names.js';
 import { inActiveSpan } from './span.js';
@@ -54,17 +56,9 @@ export async function traceRemediation(job: Job, run: () => Promise<RemediationR
   });
 }
 
-/** What is known when the job starts: who, which VM, what was asked. */
+/** What is known when the job starts (who, which VM, what was asked): the request part of its queued record. */
 function jobAttributes(job: Job, options: TraceRemediationOptions): Attributes {
-  return {
-    [ATTR.remediationId]: job.id,
-    [ATTR.vm]: job.vm.key,
-    [ATTR.mode]: job.mode,
-    [ATTR.requestedMode]: job.mode,
-    [ATTR.source]: job.source,
-    ...(job.mode === 'restore' ? { [ATTR.restoreOf]: job.restoreOf } : {}),
-    ...(options.attempt === undefined ? {} : { [ATTR.attempt]: options.attempt }),
-  };
+  return { ...remediationAttributes(queuedRecord(job)), ...(options.attempt === undefined ? {} : { [ATTR.attempt]: options.attempt }) };
 }
 
 /**
@@ -83,11 +77,10 @@ export function remediationAttributes(record: RemediationRecord): RemediationAtt
   if (record.progress !== undefined) attributes[ATTR.attempt] = record.progress.attempt;
   if (record.state !== 'completed') return attributes;
   const { outcome } = record;
-  const findings = blockingFindingsOf(outcome);
   attributes[ATTR.mode] = effectiveMode(record.mode, outcome);
   attributes[ATTR.outcome] = outcome.status;
-  attributes[ATTR.findings] = findings;
-  attributes[ATTR.cause] = findings[0] ?? NO_CAUSE;
+  attributes[ATTR.findings] = blockingFindingsOf(outcome);
+  attributes[ATTR.cause] = causeOf(outcome);
   attributes[ATTR.actions] = 'actions' in outcome && outcome.actions ? outcome.actions.map((a) => a.id) : [];
   attributes[ATTR.refused] = 'plan' in outcome ? outcome.plan.refused.map((r) => r.id) : [];
   attributes[ATTR.runCommands] = outcome.runCommands;
@@ -105,7 +98,7 @@ export function causeOf(outcome: Outcome): string {
 }
 
 function blockingFindingsOf(outcome: Outcome): string[] {
-  return 'findings' in outcome && outcome.findings ? outcome.findings.filter((f) => f.severity === 'blocking').map((f) => f.code) : [];
+  return 'findings' in outcome && outcome.findings ? blockingFindings(outcome.findings).map((f) => f.code) : [];
 }
 
 /**

@@ -4,13 +4,13 @@
  * so the Azure SDK's HTTP CLIENT spans for them are its children. A child of the remediation's
  * span (remediation.ts) when one is active.
  */
-import { ATTR, SPAN } from './names.js';
+import { ATTR, OTHER_PAYLOAD, SPAN } from './names.js';
 import { inActiveSpan } from './span.js';
 
 /**
  * Runs `run` under an active span SPAN.runCommand on the VM (its lower-case key) for the
- * payload's kind (probe, fix, restore; `other` for a script without one).
+ * payload's kind (probe, fix, restore; OTHER_PAYLOAD for a script without one).
  */
 export function traceRunCommand<T>(vmKey: string, payload: string | null, run: () => Promise<T>): Promise<T> {
-  return inActiveSpan(SPAN.runCommand, { [ATTR.vm]: vmKey, [ATTR.payload]: payload ?? 'other' }, () => run());
+  return inActiveSpan(SPAN.runCommand, { [ATTR.vm]: vmKey, [ATTR.payload]: payload ?? OTHER_PAYLOAD }, () => run());
 }
