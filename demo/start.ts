@@ -9,7 +9,7 @@
 import { scenarioVm, type Scenario } from '../emulator/fleet.js';
 import { PowerShellNotFoundError } from '../emulator/powershell.js';
 import { windowsHost } from '../emulator/windows-runner.js';
-import { handshakeLabel } from '../src/cli/format.js';
+import { handshakeLabel, padCell, textTable } from '../src/cli/format.js';
 import { main as cli } from '../src/cli/main.js';
 import { handshakeVerdict } from '../src/core/diagnose.js';
 import type { RemediationRecord } from '../src/core/outcome.js';
@@ -44,10 +44,6 @@ const FLEET: readonly DemoVm[] = [
   { scenario: 'agent-not-ready', note: 'VM agent not ready' },
 ];
 
-function pad(text: string, width: number): string {
-  return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
-}
-
 function summaryRow(vm: DemoVm, record: RemediationRecord): string[] {
   if (record.state !== 'completed') return [vm.scenario, '-', '-', '-', record.state, '-', '-'];
   const o = record.outcome;
@@ -61,10 +57,7 @@ function summaryRow(vm: DemoVm, record: RemediationRecord): string[] {
 }
 
 function table(rows: string[][]): string {
-  const header = ['VM', 'cause found', 'actions', 'handshake before → after', 'outcome', 'Run Commands', 'time'];
-  const widths = header.map((h, i) => Math.min(48, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
-  const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i] ?? 10)).join('  ');
-  return [line(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  return textTable(['VM', 'cause found', 'actions', 'handshake before → after', 'outcome', 'Run Commands', 'time'], rows, 48);
 }
 
 async function main(): Promise<number> {
@@ -102,7 +95,7 @@ async function main(): Promise<number> {
         const response = await stack.post({ vmResourceId: id, mode: 'repair', reason: 'demo' });
         if (response.status !== 202) throw new Error(`POST for ${vm.scenario} answered ${response.status}: ${JSON.stringify(response.body)}`);
         const remediationId = (response.body as { id: string }).id;
-        console.log(`  202 ${pad(`vm-${vm.scenario}`, 30)} → ${remediationId}  (${vm.note})`);
+        console.log(`  202 ${padCell(`vm-${vm.scenario}`, 30)} → ${remediationId}  (${vm.note})`);
         return { vm, remediationId };
       }),
     );
@@ -110,7 +103,7 @@ async function main(): Promise<number> {
     const records = await Promise.all(
       accepted.map(async ({ vm, remediationId }) => {
         const record = await stack.waitForCompletion(remediationId, 120_000);
-        console.log(`  done ${pad(`vm-${vm.scenario}`, 30)} ${record.state === 'completed' ? record.outcome.status : record.state}`);
+        console.log(`  done ${padCell(`vm-${vm.scenario}`, 30)} ${record.state === 'completed' ? record.outcome.status : record.state}`);
         return { vm, record };
       }),
     );

@@ -118,3 +118,22 @@ export function describeOutcome(record: RemediationRecord): string {
   }
   return lines.join('\n');
 }
+
+/** `text` in `width` columns: padded, or cut with an ellipsis. */
+export function padCell(text: string, width: number): string {
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
+}
+
+/**
+ * A plain-text table: the header, a rule, one line per row; each column as wide as its widest
+ * cell up to `maxCell` (longer cells are cut), two spaces between columns, no trailing spaces.
+ */
+export function textTable(header: readonly string[], rows: readonly (readonly string[])[], maxCell: number): string {
+  const widths = header.map((h, i) => Math.min(maxCell, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => padCell(c, widths[i] ?? 10))
+      .join('  ')
+      .trimEnd();
+  return [line(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}

@@ -1,5 +1,6 @@
 /** Renderings of a fleet scan: the table, the totals, the per-VM progress line, CSV and JSON. Pure. */
 import { countsInOrder, type ScanTotals, type ScanVm } from '../core/scan.js';
+import { textTable } from './format.js';
 
 export interface ScanReport {
   readonly subscriptionId: string;
@@ -13,10 +14,6 @@ export interface ScanReport {
 }
 
 const MAX_CELL = 56;
-
-function pad(text: string, width: number): string {
-  return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
-}
 
 function verdictLabel(vm: ScanVm): string {
   switch (vm.verdict) {
@@ -49,13 +46,7 @@ const refusedCell = (vm: ScanVm) => (vm.refused.length ? vm.refused.map((r) => `
 export function scanTable(vms: readonly ScanVm[]): string {
   const header = ['VM', 'resource group', 'power/agent', 'RDP', 'findings (advisory)', 'a repair would run', 'refused (why)'];
   const rows = vms.map((vm) => [vm.name, vm.resourceGroup, powerAgent(vm), verdictLabel(vm), findingsCell(vm), planCell(vm), refusedCell(vm)]);
-  const widths = header.map((h, i) => Math.min(MAX_CELL, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => pad(c, widths[i] ?? 10))
-      .join('  ')
-      .trimEnd();
-  return [line(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  return textTable(header, rows, MAX_CELL);
 }
 
 const listCounts = (counts: Readonly<Partial<Record<string, number>>>) =>
