@@ -16,7 +16,7 @@ import { getServices } from '../src/app/services.js';
 import { httpAuth } from '../src/auth/http.js';
 import { ALERT_POISON_QUEUE_NAME, ALERT_QUEUE_NAME, POISON_QUEUE_NAME, QUEUE_NAME } from '../src/config.js';
 import { errorMessage } from '../src/errors.js';
-import { CONNECTION_STRING_SETTING, startTelemetry, type TelemetryHandle } from '../src/telemetry/setup.js';
+import { configuredConnectionString, startTelemetry, type TelemetryHandle } from '../src/telemetry/setup.js';
 import { alertPoison, alertWorker, postAlert } from './alerts.js';
 import { RELAXATION_SWEEP_SCHEDULE, relaxationSweep } from './relaxation-sweep.js';
 import { remediationPoison, remediationWorker } from './remediation-worker.js';
@@ -29,7 +29,7 @@ const STORAGE = 'AzureWebJobsStorage';
 // configured, signed in with the app's managed identity, the services' own credential. A
 // telemetry failure must not keep the app from starting: it is logged and the app runs without.
 let telemetry: TelemetryHandle | undefined;
-if ((process.env[CONNECTION_STRING_SETTING] ?? '').trim() !== '') {
+if (configuredConnectionString() !== '') {
   try {
     telemetry = await startTelemetry({ credential: getServices().credential });
   } catch (error) {

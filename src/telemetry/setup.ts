@@ -40,6 +40,11 @@ type LogRecordProcessor = NonNullable<AzureMonitorOpenTelemetryOptions['logRecor
 
 export const CONNECTION_STRING_SETTING = 'APPLICATIONINSIGHTS_CONNECTION_STRING';
 
+/** The APPLICATIONINSIGHTS_CONNECTION_STRING setting, trimmed; empty when telemetry is not configured. */
+export function configuredConnectionString(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  return (env[CONNECTION_STRING_SETTING] ?? '').trim();
+}
+
 export interface TelemetryOptions {
   /** What the exporter authenticates with (Entra ID): in the function app, its ManagedIdentityCredential. */
   readonly credential: TokenCredential;
@@ -74,7 +79,7 @@ let running: Promise<TelemetryHandle> | undefined;
  * connection string. A second call while it runs returns the same handle.
  */
 export function startTelemetry(options: TelemetryOptions): Promise<TelemetryHandle> {
-  const connectionString = (options.connectionString ?? process.env[CONNECTION_STRING_SETTING] ?? '').trim();
+  const connectionString = (options.connectionString ?? configuredConnectionString()).trim();
   if (connectionString === '') {
     const extras = [options.spanProcessors, options.metricReaders, options.logRecordProcessors].some((list) => (list?.length ?? 0) > 0);
     // Extra processors ride on the distro's providers, which need a connection string to exist.
